@@ -240,6 +240,7 @@ class _InformationPool(keras.layers.Layer):
 
     def project(self, inputs):
         """``(features, alpha_logits)`` of an input, before the noise."""
+        self._ensure_built(inputs)
         return self.features(inputs), self.alpha_logits(inputs)
 
     def kl(self, inputs):
@@ -255,10 +256,16 @@ class _InformationPool(keras.layers.Layer):
     def build(self, input_shape) -> None:
         # Build the sub-layers explicitly so a reloaded model has their variables at once.
         for projection in self._projections():
-            projection.build(self._projection_input_shape(input_shape))
+            if not projection.built:
+                projection.build(self._projection_input_shape(input_shape))
         out = self.compute_output_shape(input_shape)
-        self.dropout.build([out, out])
+        if not self.dropout.built:
+            self.dropout.build([out, out])
         self.built = True
+
+    def _ensure_built(self, inputs) -> None:
+        if not self.built:
+            self.build(tuple(inputs.shape))
 
     def _projections(self) -> list:
         return [self.features, self.alpha_logits]
@@ -359,6 +366,7 @@ class InformationConv2D(_InformationPool):
         return self.alpha_conv(self._padded(inputs))
 
     def project(self, inputs):
+        self._ensure_built(inputs)
         padded = self._padded(inputs)
         return self.feature_conv(padded), self.alpha_conv(padded)
 

@@ -1,0 +1,6 @@
+"""Test-wide settings: quiet TensorFlow logs; the backend comes from KERAS_BACKEND."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("MPLBACKEND", "Agg")
