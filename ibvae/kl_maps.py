@@ -1,0 +1,129 @@
+"""KL heatmaps of the information pools and a number that says whether they localise the digit.
+
+Heatmap (the authors' plot): the per-unit KL of a pool summed over channels, minus its minimum
+over the map. **Localisation lift** of one map: (fraction of the heatmap's mass inside the
+target box, mapped to the map's resolution) / (the box's area fraction at that resolution).
+1 means no focus (mass spread like the area), ``1 / area_fraction`` means all mass in the box.
+A map with no mass (constant KL) counts as 1. ``kl_nats``: mean over images of the pool's KL
+summed over all units (no minimum subtracted).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from ibvae.errors import IbvaeError
+
+
+def box_masks(boxes: np.ndarray, image_hw: tuple[int, int], map_hw: tuple[int, int]) -> np.ndarray:
+    """Boolean ``(N, h, w)`` masks of the map cells that overlap each box ``(top, left, height,
+    width)`` given in input pixels (scale ``h / H``; a cell covers ``[i / s, (i + 1) / s)``)."""
+    boxes = np.asarray(boxes, np.float64)
+    (H, W), (h, w) = image_hw, map_hw
+    sy, sx = h / H, w / W
+    top, left, bh, bw = boxes.T
+    r0 = np.floor(top * sy).astype(int)
+    r1 = np.ceil((top + bh) * sy).astype(int)
+    c0 = np.floor(left * sx).astype(int)
+    c1 = np.ceil((left + bw) * sx).astype(int)
+    rows, cols = np.arange(h), np.arange(w)
+    in_r = (rows[None, :] >= r0[:, None]) & (rows[None, :] < r1[:, None])
+    in_c = (cols[None, :] >= c0[:, None]) & (cols[None, :] < c1[:, None])
+    return in_r[:, :, None] & in_c[:, None, :]
+
+
+def lift_per_image(
+    maps: np.ndarray, boxes: np.ndarray, image_hw: tuple[int, int], subtract_min: bool = True
+) -> np.ndarray:
+    """Localisation lift of each ``(h, w)`` map in ``maps`` ``(N, h, w)``; see module doc."""
+    maps = np.asarray(maps, np.float64)
+    if maps.ndim != 3 or len(maps) != len(boxes):
+        raise IbvaeError(f"need (N, h, w) maps and N boxes, got {maps.shape} and {len(boxes)}")
+    if subtract_min:
+        maps = maps - maps.min(axis=(1, 2), keepdims=True)
+    mask = box_masks(boxes, image_hw, maps.shape[1:])
+    total = maps.sum(axis=(1, 2))
+    inside = (maps * mask).sum(axis=(1, 2))
+    area = mask.mean(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lift = (inside / total) / area
+    return np.where(total > 0, lift, 1.0)
+
+
+class _KLMapModel(keras.Model):
+    """Wraps a classifier so ``predict`` (compiled, batched, any backend) returns its KL maps."""
+
+    def __init__(self, classifier, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.classifier = classifier
+
+    def call(self, x):
+        return tuple(self.classifier.kl_maps(x))
+
+
+def kl_maps(model, x: np.ndarray, batch_size: int = 256) -> list[np.ndarray]:
+    """Per information pool, the KL summed over channels, ``(N, h, w)`` float32, shallow to deep."""
+    if getattr(model, "n_information_pools", 0) == 0:
+        raise IbvaeError(
+            "this model has no information pools (trained with --dropout binary or none); "
+            "KL maps need --dropout information"
+        )
+    out = _KLMapModel(model, name="kl_maps").predict(x, batch_size=batch_size, verbose=0)
+    return [np.asarray(m) for m in (out if isinstance(out, list | tuple) else [out])]
+
+
+def kl_statistics(
+    model, x: np.ndarray, boxes: np.ndarray, batch_size: int = 256
+) -> dict[str, Any]:
+    """``kl_lift`` and ``kl_nats`` (one value per information pool, shallow to deep) over
+    ``x``, plus ``maps`` (the full per-image maps, for plotting)."""
+    if boxes is None:
+        raise IbvaeError("the test split has no boxes_test; the lift needs the digit boxes")
+    maps = kl_maps(model, x, batch_size)
+    hw = x.shape[1:3]
+    return {
+        "kl_lift": [float(lift_per_image(m, boxes, hw).mean()) for m in maps],
+        "kl_nats": [float(m.sum(axis=(1, 2)).mean()) for m in maps],
+        "kl_map_shapes": [list(m.shape[1:]) for m in maps],
+        "maps": maps,
+    }
+
+
+def evaluate_kl_maps(
+    run_dir: str | Path, n: int = 6, data: str | None = None, batch_size: int = 256
+) -> dict[str, Any]:
+    """KL heatmap PNG (``figures/kl_maps.png``, ``n`` test images) and ``kl_lift`` /
+    ``kl_nats`` over the whole test set into the run's ``metrics.json``."""
+    from ibvae import train as tr
+    from ibvae.classifier import load_classifier, load_run_config
+    from ibvae.cluttered import load_classification_npz
+    from ibvae.plots_classifier import plot_kl_maps
+
+    run_dir = tr.check_run_dir(run_dir)
+    if n < 1:
+        raise IbvaeError(f"--n must be >= 1, got {n}")
+    config = load_run_config(run_dir)
+    path = data or config.data
+    if path is None:
+        raise IbvaeError("the run's config has no data path; pass --data FILE.npz")
+    test = load_classification_npz(path, splits=("test",))["test"]
+    if test.boxes is None:
+        raise IbvaeError(f"{path} has no boxes_test; KL lift needs the digit boxes")
+    model = load_classifier(run_dir)
+    stats = kl_statistics(model, test.x, test.boxes, batch_size)
+    n = min(n, len(test))
+    figure = plot_kl_maps(
+        test.x[:n],
+        test.boxes[:n],
+        [m[:n] for m in stats["maps"]],
+        run_dir / "figures" / "kl_maps.png",
+        lifts=stats["kl_lift"],
+        title=f"{config.arch} beta={config.beta} width={config.width} padding={config.padding}",
+    )
+    result = {k: stats[k] for k in ("kl_lift", "kl_nats", "kl_map_shapes")}
+    tr.update_metrics(run_dir, result)
+    return {**result, "figure": str(figure)}
