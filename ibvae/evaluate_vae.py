@@ -78,7 +78,9 @@ def prior_u(model: VAE) -> tuple[float, float] | None:
 
 def kl_per_example(model: VAE, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Closed-form KL per example (summed over units), from the latent layer's own maths."""
-    kl = model.latent_layer.kl(ops.convert_to_tensor(a, "float32"), ops.convert_to_tensor(b, "float32"))
+    kl = model.latent_layer.kl(
+        ops.convert_to_tensor(a, "float32"), ops.convert_to_tensor(b, "float32")
+    )
     return _np(ops.sum(kl, axis=-1))
 
 

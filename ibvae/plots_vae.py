@@ -65,7 +65,10 @@ def loss_curves(history_csv: Path, path: Path) -> Path | None:
     epochs = [int(r["epoch"]) + 1 for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
     for ax, key, label in zip(
-        axes, ("loss", "reconstruction", "kl"), ("loss (recon + beta KL)", "reconstruction", "KL")
+        axes,
+        ("loss", "reconstruction", "kl"),
+        ("loss (recon + beta KL)", "reconstruction", "KL"),
+        strict=True,
     ):
         for prefix, style in (("", "-"), ("val_", "--")):
             if prefix + key in rows[0]:
@@ -94,7 +97,10 @@ def interpolation_grid(
 ) -> Path:
     """One row per pair: start image | decoded interpolation | end image."""
     pairs, steps = images.shape[:2]
-    rows = [np.concatenate([s[None], row, e[None]]) for s, row, e in zip(starts, images, ends)]
+    rows = [
+        np.concatenate([s[None], row, e[None]])
+        for s, row, e in zip(starts, images, ends, strict=True)
+    ]
     fig, ax = plt.subplots(figsize=((steps + 2) * 0.6 + 0.5, pairs * 0.6 + 0.7))
     _show(ax, _tile(np.concatenate(rows), steps + 2))
     ax.set_title(f"interpolations ({latent}); first and last columns are the inputs", fontsize=9)
@@ -165,7 +171,11 @@ def manifold(
 
 
 def training_figures(
-    model: VAE, run_dir: Path, x_test: np.ndarray, y_test: np.ndarray | None, aggregate,
+    model: VAE,
+    run_dir: Path,
+    x_test: np.ndarray,
+    y_test: np.ndarray | None,
+    aggregate,
     seed: int = 0,
 ) -> list[Path]:
     """The figures every training run writes into ``run_dir/figures``."""
@@ -183,7 +193,5 @@ def training_figures(
     )
     if model.latent_dim == 2:
         written.append(latent_scatter(model, x_test, y_test, figures / "latent_scatter.png"))
-        written.extend(
-            manifold(model, x_test, figures / "manifold.png", figures / "alpha_map.png")
-        )
+        written.extend(manifold(model, x_test, figures / "manifold.png", figures / "alpha_map.png"))
     return [p for p in written if p is not None]

@@ -53,9 +53,7 @@ def median_codes(model: VAE, x: np.ndarray) -> np.ndarray:
     return a.astype(np.float64)
 
 
-def training_codes(
-    model: VAE, x: np.ndarray, seed: int = 0, max_images: int = 10000
-) -> np.ndarray:
+def training_codes(model: VAE, x: np.ndarray, seed: int = 0, max_images: int = 10000) -> np.ndarray:
     """One posterior sample per image of (a seeded subset of) ``x``: draws of the aggregate
     posterior ``q(z) = mean_x q(z | x)``."""
     from ibvae.evaluate_vae import _sample_z, encode
@@ -132,7 +130,9 @@ class AggregatePosterior:
         return np.where(y > self.thresholds, np.exp(y), 0.0)
 
     def save(self, path: str | Path) -> None:
-        np.savez(path, **{f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)})
+        np.savez(
+            path, **{f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> AggregatePosterior:
@@ -169,7 +169,10 @@ def resolve_source(model: VAE, source: str) -> str:
 
 
 def sample_codes(
-    model: VAE, n: int, source: str = "auto", aggregate: AggregatePosterior | None = None,
+    model: VAE,
+    n: int,
+    source: str = "auto",
+    aggregate: AggregatePosterior | None = None,
     seed: int = 0,
 ) -> np.ndarray:
     """``n`` latent codes from the prior or the aggregate-posterior model."""
@@ -196,15 +199,13 @@ def interpolate_codes(z0: np.ndarray, z1: np.ndarray, steps: int, log_space: boo
     return np.where(both, geometric, linear)
 
 
-def interpolate(
-    model: VAE, x_start: np.ndarray, x_end: np.ndarray, steps: int = 10
-) -> np.ndarray:
+def interpolate(model: VAE, x_start: np.ndarray, x_end: np.ndarray, steps: int = 10) -> np.ndarray:
     """Decoded interpolations between pairs of images: ``(pairs, steps, H, W, C)`` in [0, 1]."""
     if len(x_start) != len(x_end):
         raise IbvaeError("interpolate needs as many start as end images")
     z0, z1 = median_codes(model, x_start), median_codes(model, x_end)
     codes = np.stack(
-        [interpolate_codes(a, b, steps, model.multiplicative) for a, b in zip(z0, z1)]
+        [interpolate_codes(a, b, steps, model.multiplicative) for a, b in zip(z0, z1, strict=True)]
     )
     images = decode(model, codes.reshape(-1, model.latent_dim))
     return images.reshape(len(x_start), steps, *model.image_shape)
@@ -218,7 +219,9 @@ def _load_run(run_dir: str | Path):
     return run_dir, load_vae(run_dir / "model.keras")
 
 
-def sample_run(run_dir: str | Path, n: int = 64, source: str = "auto", seed: int = 0) -> dict[str, Any]:
+def sample_run(
+    run_dir: str | Path, n: int = 64, source: str = "auto", seed: int = 0
+) -> dict[str, Any]:
     """Sample a run's model; writes ``samples.npy`` and ``figures/samples_<source>.png``."""
     from ibvae import plots_vae
 

@@ -93,7 +93,8 @@ class VAEConfig:
         cfg.require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         cfg.require(self.lr > 0, f"lr must be > 0, got {self.lr}")
         cfg.require(
-            0 <= self.val_fraction < 0.5, f"val_fraction must be in [0, 0.5), got {self.val_fraction}"
+            0 <= self.val_fraction < 0.5,
+            f"val_fraction must be in [0, 0.5), got {self.val_fraction}",
         )
         cfg.require(
             self.mixture_components >= 1,
@@ -186,9 +187,9 @@ def build_decoder(
         h = keras.layers.Conv2DTranspose(
             filters, 3, strides=2, padding="same", activation="relu", name=f"deconv_{i}"
         )(h)
-    out = keras.layers.Conv2DTranspose(
-        channels, 3, strides=2, padding="same", name="image_logits"
-    )(h)
+    out = keras.layers.Conv2DTranspose(channels, 3, strides=2, padding="same", name="image_logits")(
+        h
+    )
     return keras.Model(z_in, out, name="decoder")
 
 
@@ -433,7 +434,9 @@ def train_vae(
         )
         codes = sampling.training_codes(model, eval_targets(model, x_train), seed=config.seed)
         aggregate = sampling.AggregatePosterior.fit(
-            codes, log_space=model.multiplicative, n_components=config.mixture_components,
+            codes,
+            log_space=model.multiplicative,
+            n_components=config.mixture_components,
             seed=config.seed,
         )
         aggregate.save(run_dir / sampling.AGGREGATE_FILE)
@@ -447,4 +450,3 @@ def _is_tty() -> bool:
     import sys
 
     return sys.stdout.isatty()
-

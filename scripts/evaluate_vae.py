@@ -26,19 +26,32 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", help="override the run's data path")
     args = p.parse_args(argv)
-    m = evaluate_run(args.run_dir, iw=args.iw, n_test=args.n_test, n_samples=args.elbo_samples,
-                     data=args.data, seed=args.seed, progress=sys.stdout.isatty())
+    m = evaluate_run(
+        args.run_dir,
+        iw=args.iw,
+        n_test=args.n_test,
+        n_samples=args.elbo_samples,
+        data=args.data,
+        seed=args.seed,
+        progress=sys.stdout.isatty(),
+    )
     print(f"data: {m['data_source']} ({m['n_test']} test images)")
     if m["elbo_is_bound"]:
-        print(f"test neg-ELBO {m['test_neg_elbo']:.2f} = reconstruction "
-              f"{m['test_reconstruction']:.2f} + KL {m['test_kl']:.2f} nats/example")
+        print(
+            f"test neg-ELBO {m['test_neg_elbo']:.2f} = reconstruction "
+            f"{m['test_reconstruction']:.2f} + KL {m['test_kl']:.2f} nats/example"
+        )
         print(f"test IW-NLL (k={m['iw_k']}) {m['test_iw_nll']:.2f} nats/example")
     else:
-        print(f"test neg-ELBO up to its constant {m['test_neg_elbo']:.2f} = reconstruction "
-              f"{m['test_reconstruction']:.2f} + KL {m['test_kl']:.2f} (NOT a bound)")
+        print(
+            f"test neg-ELBO up to its constant {m['test_neg_elbo']:.2f} = reconstruction "
+            f"{m['test_reconstruction']:.2f} + KL {m['test_kl']:.2f} (NOT a bound)"
+        )
         print(f"note: {m['iw_note']}")
-    print(f"active units {m['active_units']}; total correlation {m['total_correlation']:.2f} "
-          f"nats over {m['tc_units']} units; merged into {args.run_dir}/metrics.json")
+    print(
+        f"active units {m['active_units']}; total correlation {m['total_correlation']:.2f} "
+        f"nats over {m['tc_units']} units; merged into {args.run_dir}/metrics.json"
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     result = sample_run(args.run_dir, n=args.n, source=args.source, seed=args.seed)
-    print(f"{result['shape'][0]} samples from the {result['source']} -> {result['png']}, "
-          f"{result['npy']} (shape {result['shape']}, pixel probabilities in [0, 1])")
+    print(
+        f"{result['shape'][0]} samples from the {result['source']} -> {result['png']}, "
+        f"{result['npy']} (shape {result['shape']}, pixel probabilities in [0, 1])"
+    )
 
 
 if __name__ == "__main__":

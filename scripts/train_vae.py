@@ -23,10 +23,15 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "vae_mnist
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--config", help=f"YAML config (default {DEFAULT_CONFIG.name}; with --resume, "
-                   "the run's own config.yaml)")
+    p.add_argument(
+        "--config",
+        help=f"YAML config (default {DEFAULT_CONFIG.name}; with --resume, "
+        "the run's own config.yaml)",
+    )
     p.add_argument("--beta", type=float, help="weight of the KL term (>= 0)")
-    p.add_argument("--latent", help="information_dropout | information_dropout_lognormal | gaussian")
+    p.add_argument(
+        "--latent", help="information_dropout | information_dropout_lognormal | gaussian"
+    )
     p.add_argument("--latent-dim", type=int)
     p.add_argument("--arch", help="mlp | conv")
     p.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes, e.g. --hidden 400")
@@ -48,8 +53,21 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     overrides = {
         k: getattr(args, k)
-        for k in ("beta", "latent", "latent_dim", "arch", "hidden", "targets", "epochs",
-                  "batch_size", "lr", "seed", "val_fraction", "dataset", "data")
+        for k in (
+            "beta",
+            "latent",
+            "latent_dim",
+            "arch",
+            "hidden",
+            "targets",
+            "epochs",
+            "batch_size",
+            "lr",
+            "seed",
+            "val_fraction",
+            "dataset",
+            "data",
+        )
     }
     config_path = args.config
     if config_path is None:
