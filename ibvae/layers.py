@@ -90,9 +90,14 @@ class _KLNoiseLayer(keras.layers.Layer):
             return bool(sample)
         return bool(training) or self.sample_at_inference
 
-    def _add_kl_loss(self, per_unit) -> None:
+    def kl(self, a, b):
+        """Per-unit KL (nats) of the layer's posterior for inputs ``[a, b]``."""
+        raise NotImplementedError
+
+    def _add_kl_loss(self, a, b) -> None:
+        """``add_loss(kl_weight * mean_batch(sum_units KL))``; skipped (not computed) at 0."""
         if self.kl_weight > 0:
-            self.add_loss(self.kl_weight * _sum_units_mean_batch(per_unit))
+            self.add_loss(self.kl_weight * _sum_units_mean_batch(self.kl(a, b)))
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -170,7 +175,7 @@ class InformationDropout(_KLNoiseLayer):
 
     def call(self, inputs, training=None, sample=None):
         features, alpha_logits = inputs
-        self._add_kl_loss(self.kl(features, alpha_logits))
+        self._add_kl_loss(features, alpha_logits)
         if not self._should_sample(training, sample):
             return features
         alpha = self.alpha(alpha_logits)
@@ -199,7 +204,7 @@ class GaussianSampler(_KLNoiseLayer):
 
     def call(self, inputs, training=None, sample=None):
         mean, log_var = inputs
-        self._add_kl_loss(self.kl(mean, log_var))
+        self._add_kl_loss(mean, log_var)
         if not self._should_sample(training, sample):
             return mean
         eps = keras.random.normal(ops.shape(mean), seed=self.seed_generator)
