@@ -212,6 +212,14 @@ def unit_statistics(model: VAE, x: np.ndarray) -> dict[str, Any]:
     return stats
 
 
+def gaussian_total_correlation(u: np.ndarray) -> float:
+    """TC of a full-covariance Gaussian fitted to ``u`` (N, d):
+    ``0.5 (sum log diag C - log det C)`` nats; 0 exactly when ``C`` is diagonal."""
+    cov = np.atleast_2d(np.cov(u, rowvar=False))
+    _, logdet = np.linalg.slogdet(cov)
+    return float(0.5 * (np.sum(np.log(np.diag(cov))) - logdet))
+
+
 def total_correlation(model: VAE, x: np.ndarray, seed: int = 0) -> dict[str, float]:
     """Gaussian total correlation of the aggregate posterior in u-space (``log z`` for the
     multiplicative latents): one posterior sample per image, a full-covariance Gaussian fit,
@@ -220,11 +228,7 @@ def total_correlation(model: VAE, x: np.ndarray, seed: int = 0) -> dict[str, flo
     mean, std = posterior_u(model, a, b)
     u = mean + std * np.random.default_rng(seed).standard_normal(mean.shape)
     keep = u.var(axis=0) > 1e-8
-    if keep.sum() < 2:
-        return {"total_correlation": 0.0, "tc_units": int(keep.sum())}
-    cov = np.cov(u[:, keep], rowvar=False)
-    _, logdet = np.linalg.slogdet(cov)
-    tc = 0.5 * (np.sum(np.log(np.diag(cov))) - logdet)
+    tc = gaussian_total_correlation(u[:, keep]) if keep.sum() >= 2 else 0.0
     return {"total_correlation": float(tc), "tc_units": int(keep.sum())}
 
 

@@ -137,14 +137,19 @@ def latent_scatter(model: VAE, x: np.ndarray, y: np.ndarray | None, path: Path) 
 def manifold(
     model: VAE, x: np.ndarray, grid_path: Path, alpha_path: Path, n: int = 15
 ) -> tuple[Path, Path]:
-    """2-D latent: decode an ``n x n`` grid spanning the 2nd-98th percentiles of the test codes
-    (in log space for Information Dropout), and map the noise the encoder assigns to each
+    """2-D latent: decode an ``n x n`` grid spanning the 2nd-98th percentiles of each unit's
+    test codes (of its positive codes, in log space, for Information Dropout), and map the noise the encoder assigns to each
     decoded image (mean alpha, or the posterior std for the Gaussian latent)."""
     from ibvae.evaluate_vae import encode, noise_scale
     from ibvae.sampling import decode, median_codes
 
-    coords, keep = _log_codes(model, median_codes(model, x))
-    lo, hi = np.percentile(coords[keep], [2, 98], axis=0)
+    codes = median_codes(model, x)
+    coords, _ = _log_codes(model, codes)
+    lo, hi = np.array([-1.0, -1.0]), np.array([1.0, 1.0])  # for a unit that is never on
+    for j in range(2):
+        on = codes[:, j] > 0 if model.multiplicative else np.ones(len(codes), dtype=bool)
+        if on.sum() > 1 and np.ptp(coords[on, j]) > 0:
+            lo[j], hi[j] = np.percentile(coords[on, j], [2, 98])
     gx, gy = np.linspace(lo[0], hi[0], n), np.linspace(hi[1], lo[1], n)
     grid = np.array([[a, b] for b in gy for a in gx])
     z = 10.0**grid if model.multiplicative else grid

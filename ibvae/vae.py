@@ -284,7 +284,9 @@ class VAE(keras.Model):
     def call(self, x, training=False):
         target = self.target_of(x, training)
         a, b = self.encoder(target, training=training)
-        z = self.latent_layer([a, b], training=training)
+        # Always a posterior draw, so validation metrics are an ELBO estimate too (the
+        # layer alone would return the median at inference).
+        z = self.latent_layer([a, b], training=training, sample=True)
         logits = self.decoder(z, training=training)
         kl = ops.sum(self.latent_layer.kl(a, b), axis=-1)
         return {"logits": logits, "target": target, "kl": kl}
