@@ -231,3 +231,21 @@ def test_the_model_refuses_bad_arguments(kwargs, message):
 def test_conv_needs_image_sides_divisible_by_its_stride():
     with pytest.raises(IbvaeError, match="divisible"):
         VAE(image_shape=(30, 30, 1), arch="conv", conv_filters=[8, 16])
+
+
+def test_fixed_binarization_is_binary_seeded_and_keeps_the_mean(digits):
+    x = digits[0][:200]
+    b = binarize_fixed(x)
+    assert set(np.unique(b)) == {0.0, 1.0}
+    assert b.mean() == pytest.approx(x.mean(), abs=0.005)
+    np.testing.assert_array_equal(b, binarize_fixed(x))
+    np.testing.assert_array_equal(binarize_fixed(b, seed=1), b)  # binary input is unchanged
+
+
+def test_continuous_targets_score_the_grey_levels(digits):
+    x = digits[0][:50]
+    model = tiny_model("gaussian", targets="continuous")
+    out = model(x)
+    np.testing.assert_array_equal(np.asarray(out["target"]), x)
+    binarized = tiny_model("gaussian")(x)["target"]
+    assert set(np.unique(np.asarray(binarized))) == {0.0, 1.0}

