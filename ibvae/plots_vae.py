@@ -53,6 +53,13 @@ def image_grid(images: np.ndarray, path: Path, title: str = "", ncols: int | Non
     return _save(fig, path)
 
 
+def _number(text: str | None) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 def loss_curves(history_csv: Path, path: Path) -> Path | None:
     """Loss, reconstruction and KL per epoch (train and validation) from ``history.csv``."""
     history_csv = Path(history_csv)
@@ -71,8 +78,9 @@ def loss_curves(history_csv: Path, path: Path) -> Path | None:
         strict=True,
     ):
         for prefix, style in (("", "-"), ("val_", "--")):
-            if prefix + key in rows[0]:
-                ax.plot(epochs, [float(r[prefix + key]) for r in rows], style, label=prefix + key)
+            values = [_number(r.get(prefix + key)) for r in rows]
+            if not all(np.isnan(values)):  # Keras writes NA for val_* without validation
+                ax.plot(epochs, values, style, label=prefix + key)
         ax.set_xlabel("epoch")
         ax.set_ylabel("nats per example")
         ax.set_title(label)
