@@ -22,8 +22,9 @@ a noise-free test pass. :func:`recalibrate_batchnorm` re-estimates them with the
 Stride-2 padding (``padding``): Keras' ``"same"`` pads an even input only at the bottom/right;
 ``"symmetric"`` pads (k-1)//2 on every side and runs a valid conv. For k=3, stride 2 and an
 even input the extra bottom/right row is never read, so this moves the one-sided border from
-bottom/right to top/left (the output grid is centred on even instead of odd pixels); see
-docs/CLASSIFIER.md for what each does to the KL maps and the lift.
+bottom/right to top/left (the output grid is centred on even instead of odd pixels).
+``"valid"`` pads nothing at the stride-2 convs (96 -> 47 -> 23 -> 11 -> 5), so no pool output
+ever reads a zero border there. docs/CLASSIFIER.md says what each does to the KL maps and lift.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ ARCHS = {
     "allcnn96": ((32, 64, 96, 192), 192),
     "allcnn32": ((96, 192), 192),
 }
-PADDINGS = ("same", "symmetric")
+PADDINGS = ("same", "symmetric", "valid")
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -145,7 +146,7 @@ class ConvBNReLU(keras.layers.Layer):
             self.filters,
             self.kernel_size,
             strides=self.strides,
-            padding="valid" if padding == "symmetric" else "same",
+            padding="same" if padding == "same" else "valid",
             use_bias=False,
             kernel_regularizer=reg,
             name="conv",
@@ -214,7 +215,7 @@ class InformationPoolBN(keras.layers.Layer):
             self.filters,
             3,
             strides=self.strides,
-            padding="valid" if padding == "symmetric" else "same",
+            padding="same" if padding == "same" else "valid",
             name="alpha_logits",
         )
         self.dropout = InformationDropout(
