@@ -69,6 +69,18 @@ def test_generate_train_and_plot_end_to_end(tiny, tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_resume_continues_from_the_backup(tiny, tmp_path, capsys):
+    run = tmp_path / "res"
+    base = ["--data", str(tiny), "--width", "0.125", "--batch-size", "32", "--out", str(run)]
+    assert _entry(train)([*base, "--epochs", "1", "--dropout", "none"]) == 0
+    assert _entry(train)([*base, "--epochs", "2", "--resume"]) == 0, capsys.readouterr().err
+    rows = (run / "history.csv").read_text().strip().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["0", "1"]  # epoch 0 kept, epoch 1 added
+    assert "dropout: none" in (run / "config.yaml").read_text()  # the run's own config
+    assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 1
+
+
+@pytest.mark.slow
 def test_binary_run_has_no_kl_maps(tiny, tmp_path, capsys):
     run = tmp_path / "bin"
     rc = _entry(train)(["--data", str(tiny), "--width", "0.125", "--epochs", "1",
