@@ -328,10 +328,12 @@ class InformationConv2D(_InformationPool):
     :class:`InformationDropout`.
 
     ``padding``: ``"same"`` / ``"valid"`` as in Keras, or ``"symmetric"``: pad
-    ``(kernel_size - 1) // 2`` zeros on every side, then a valid convolution. With stride 2,
-    Keras' ``"same"`` pads only the bottom and right, which shows up as a bright last row and
-    column in KL heatmaps; ``"symmetric"`` gives the same output size for odd kernels and
-    even inputs without that bias.
+    ``(kernel_size - 1) // 2`` zeros on every side, then a valid convolution (same output size
+    as ``"same"`` for odd kernels). With stride 2 on an even input, Keras' ``"same"`` pads only
+    the bottom and right, which shows up as a bright last row and column in KL heatmaps. Note
+    that ``"symmetric"`` does not remove the border effect there: the extra bottom/right row is
+    never read, so it moves the padded border to the top/left. Only ``"valid"`` has no output
+    that reads padding (at the price of a smaller map).
     """
 
     paddings = ("same", "valid", "symmetric")
