@@ -5,7 +5,8 @@ over the map. **Localisation lift** of one map: (fraction of the heatmap's mass 
 target box, mapped to the map's resolution) / (the box's area fraction at that resolution).
 1 means no focus (mass spread like the area), ``1 / area_fraction`` means all mass in the box.
 A map with no mass (constant KL) counts as 1. ``kl_nats``: mean over images of the pool's KL
-summed over all units (no minimum subtracted).
+summed over all units (no minimum subtracted). ``kl_border``: per pool, the heatmap's mean on
+the top / bottom / left / right border over its interior mean (padding artifacts).
 """
 
 from __future__ import annotations
@@ -54,6 +55,17 @@ def lift_per_image(
     return np.where(total > 0, lift, 1.0)
 
 
+def border_ratios(maps: np.ndarray) -> list[float]:
+    """Mean heatmap (minimum subtracted) on the top, bottom, left and right border rows /
+    columns, each divided by the mean over the interior: a padding artifact shows up as one
+    side larger than its opposite."""
+    h = np.asarray(maps, np.float64)
+    h = h - h.min(axis=(1, 2), keepdims=True)
+    inner = h[:, 1:-1, 1:-1].mean() if min(h.shape[1:]) > 2 else h.mean()
+    sides = (h[:, 0].mean(), h[:, -1].mean(), h[:, :, 0].mean(), h[:, :, -1].mean())
+    return [float(v / inner) if inner > 0 else 1.0 for v in sides]
+
+
 class _KLMapModel(keras.Model):
     """Wraps a classifier so ``predict`` (compiled, batched, any backend) returns its KL maps."""
 
@@ -89,6 +101,7 @@ def kl_statistics(
         "kl_lift": [float(lift_per_image(m, boxes, hw).mean()) for m in maps],
         "kl_nats": [float(m.sum(axis=(1, 2)).mean()) for m in maps],
         "kl_map_shapes": [list(m.shape[1:]) for m in maps],
+        "kl_border": [border_ratios(m) for m in maps],
         "maps": maps,
     }
 
@@ -115,7 +128,7 @@ def write_kl_maps(
         lifts=stats["kl_lift"],
         title=f"{config.arch} beta={config.beta} width={config.width} padding={config.padding}",
     )
-    result = {k: stats[k] for k in ("kl_lift", "kl_nats", "kl_map_shapes")}
+    result = {k: stats[k] for k in ("kl_lift", "kl_nats", "kl_map_shapes", "kl_border")}
     tr.update_metrics(Path(run_dir), result)
     return {**result, "figure": str(figure)}
 

@@ -5,7 +5,7 @@ import pytest
 
 from ibvae.classifier import ClassifierConfig, build_classifier
 from ibvae.errors import IbvaeError
-from ibvae.kl_maps import box_masks, kl_maps, kl_statistics, lift_per_image
+from ibvae.kl_maps import border_ratios, box_masks, kl_maps, kl_statistics, lift_per_image
 
 
 def test_box_masks_map_boxes_to_each_resolution():
@@ -61,3 +61,12 @@ def test_no_information_pools_is_a_user_error():
     model = build_classifier(ClassifierConfig(width=0.125, dropout="binary"), (32, 32, 1), 10)
     with pytest.raises(IbvaeError, match="no information pools"):
         kl_maps(model, np.zeros((1, 32, 32, 1), np.float32))
+
+
+def test_border_ratios_find_a_bright_bottom_row():
+    maps = np.ones((2, 6, 6))
+    maps[:, -1, :] = 3.0  # bright bottom row
+    maps[:, 0, 0] = 0.0  # the minimum, subtracted
+    top, bottom, left, right = border_ratios(maps)
+    assert bottom == pytest.approx(3.0) and top == pytest.approx(5 / 6)  # interior mean is 1
+    assert left == pytest.approx(7 / 6) and right == pytest.approx(8 / 6)
