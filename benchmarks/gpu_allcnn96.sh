@@ -12,8 +12,9 @@
 #
 # Everything lands under $OUT (run/ = a normal run directory; gpu_summary.json; gpu_bench.json).
 # The machine has JAX, numpy and matplotlib but no keras, PyYAML, h5py(?) or TensorFlow: keras
-# comes from the wheels in .gpu/, the config is written as JSON (valid YAML) when PyYAML is
-# missing, and without h5py the weights are saved as model_weights.npz.
+# comes from the wheels in .gpu/; `import ibvae` needs PyYAML, so where it is missing a JSON
+# stand-in module named yaml is put on PYTHONPATH (config.yaml is then JSON, valid YAML); without
+# h5py the weights are saved as model_weights.npz instead of model.keras.
 #
 # Lead, from the repo root (carry [".gpu"], timeout_s 570):
 #   mkdir -p .gpu && cp ../shared/wheels/py312/*.whl ../shared/data/mnist.npz .gpu/
@@ -22,7 +23,7 @@
 # steps are skipped), GPU_MAX_EPOCHS (80), GPU_TRAIN / GPU_VALID / GPU_TEST (50000/10000/10000),
 # GPU_CANVAS (96), GPU_DISTRACTORS (21), GPU_WIDTH (1.0), GPU_BETA (0.5), GPU_BENCH (1),
 # GPU_BENCH_STEPS (30), GPU_MATMUL_N (8192), GPU_MNIST (.gpu/mnist.npz), GPU_BLOCK_MODULES (local test: modules to
-# pretend missing, e.g. yaml,h5py,tensorflow,mlxtend).
+# pretend missing, e.g. h5py,tensorflow,mlxtend), GPU_FORCE_YAML_SHIM=1 (local test).
 set -euo pipefail
 START=$(date +%s)
 cd "$(dirname "$0")/.."
@@ -31,6 +32,33 @@ if ! python3 -c "import keras" 2>/dev/null; then
   export PYTHONPATH=/tmp/site:$PWD
 fi
 export PYTHONPATH=${PYTHONPATH:-}:$PWD
+# ibvae imports ibvae.config (PyYAML) at package import; the GPU machine has no PyYAML. Stand in
+# with a tiny module that reads and writes JSON, which is valid YAML (config.yaml stays loadable
+# by the real PyYAML later). GPU_FORCE_YAML_SHIM=1 uses it even where PyYAML exists (local test).
+if [ "${GPU_FORCE_YAML_SHIM:-0}" = 1 ] || ! python3 -c "import yaml" 2>/dev/null; then
+  mkdir -p /tmp/ibvae_yaml_shim
+  cat > /tmp/ibvae_yaml_shim/yaml.py <<'SHIM'
+"""Stand-in for PyYAML on a machine without it: JSON is valid YAML."""
+import json
+
+
+class YAMLError(ValueError):
+    pass
+
+
+def safe_dump(data, sort_keys=False, **_):
+    return json.dumps(data, indent=2, sort_keys=sort_keys) + "\n"
+
+
+def safe_load(text):
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise YAMLError(str(e)) from e
+SHIM
+  export PYTHONPATH=/tmp/ibvae_yaml_shim:$PYTHONPATH
+  echo "PyYAML missing: using the JSON stand-in in /tmp/ibvae_yaml_shim"
+fi
 export KERAS_BACKEND=${KERAS_BACKEND:-jax}
 export OUT=${OUT:-$PWD/runs/gpu_out}
 export GPU_START=$START
@@ -167,7 +195,8 @@ dump()
 # 4. KL maps + lift --------------------------------------------------------------------------
 t = time.time()
 kl = write_kl_maps(model, config, splits["test"], run_dir, n=6)
-summary.update(kl_lift=kl["kl_lift"], kl_nats=kl["kl_nats"], kl_seconds=round(time.time() - t, 1))
+summary.update(kl_lift=kl["kl_lift"], kl_nats=kl["kl_nats"], kl_border=kl["kl_border"],
+               kl_seconds=round(time.time() - t, 1))
 print(f"[{elapsed():.0f}s] kl_lift {kl['kl_lift']} kl_nats {kl['kl_nats']}", flush=True)
 dump()
 
