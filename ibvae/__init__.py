@@ -3,6 +3,7 @@
 The layers are the core API; the VAE and the All-CNN classifier are built from them.
 """
 
+import ibvae._quiet_import  # noqa: F401  (first: imports Keras without TF's C++ chatter)
 from ibvae.classifier import AllCNN, ClassifierConfig, build_classifier, load_classifier
 from ibvae.errors import IbvaeError
 from ibvae.layers import (
