@@ -11,8 +11,6 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
 from ibvae.errors import IbvaeError
 
 C = TypeVar("C")
@@ -86,6 +84,8 @@ def load(cls: type[C], path: str | Path | None, overrides: dict[str, Any] | None
         path = Path(path)
         if not path.is_file():
             raise IbvaeError(f"config file {path} not found; pass an existing YAML with --config")
+        import yaml  # here, not at module level: ``import ibvae`` works without PyYAML
+
         try:
             loaded = yaml.safe_load(path.read_text())
         except yaml.YAMLError as e:
@@ -105,6 +105,8 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 def save(config: Any, path: str | Path) -> None:
     """Write the fully resolved config as YAML (reloadable with :func:`load`)."""
+    import yaml
+
     Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
