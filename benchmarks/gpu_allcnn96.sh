@@ -21,7 +21,7 @@
 #   run: bash benchmarks/gpu_allcnn96.sh
 # Knobs (env): GPU_TRAIN_BUDGET_S (300), GPU_DEADLINE_S (500, total wall after which optional
 # steps are skipped), GPU_MAX_EPOCHS (80), GPU_TRAIN / GPU_VALID / GPU_TEST (50000/10000/10000),
-# GPU_CANVAS (96), GPU_DISTRACTORS (21), GPU_WIDTH (1.0), GPU_BETA (0.5), GPU_BENCH (1),
+# GPU_CANVAS (96), GPU_DISTRACTORS (21), GPU_WIDTH (1.0), GPU_BETA (0.5), GPU_PADDING (symmetric), GPU_BENCH (1),
 # GPU_BENCH_STEPS (30), GPU_MATMUL_N (8192), GPU_MNIST (.gpu/mnist.npz), GPU_BLOCK_MODULES (local test: modules to
 # pretend missing, e.g. h5py,tensorflow,mlxtend), GPU_FORCE_YAML_SHIM=1 (local test).
 set -euo pipefail
@@ -134,6 +134,7 @@ max_epochs = int(env("GPU_MAX_EPOCHS", "80"))
 config = ClassifierConfig(
     data=None, width=float(env("GPU_WIDTH", "1.0")), beta=float(env("GPU_BETA", "0.5")),
     epochs=max_epochs, lr_drops=[], optimizer="sgd", learning_rate=0.01, batch_size=128,
+    padding=env("GPU_PADDING", "symmetric"),
 )
 
 
