@@ -94,10 +94,9 @@ class _KLNoiseLayer(keras.layers.Layer):
         """Per-unit KL (nats) of the layer's posterior for inputs ``[a, b]``."""
         raise NotImplementedError
 
-    def _add_kl_loss(self, a, b) -> None:
-        """``add_loss(kl_weight * mean_batch(sum_units KL))``; skipped (not computed) at 0."""
-        if self.kl_weight > 0:
-            self.add_loss(self.kl_weight * _sum_units_mean_batch(self.kl(a, b)))
+    def _add_weighted_kl(self, per_unit) -> None:
+        """``add_loss(kl_weight * mean_batch(sum_units KL))``; callers skip it at weight 0."""
+        self.add_loss(self.kl_weight * _sum_units_mean_batch(per_unit))
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -168,17 +167,20 @@ class InformationDropout(_KLNoiseLayer):
 
     def kl(self, features, alpha_logits):
         """Per-unit KL (nats), same shape as ``features``."""
-        alpha = self.alpha(alpha_logits)
+        return self._kl_given_alpha(features, self.alpha(alpha_logits))
+
+    def _kl_given_alpha(self, features, alpha):
         if self.prior == "log_uniform":
             return klf.log_uniform_kl(alpha, self.alpha_top)
         return klf.log_normal_kl(features, alpha, self.prior_mu, self.prior_sigma)
 
     def call(self, inputs, training=None, sample=None):
         features, alpha_logits = inputs
-        self._add_kl_loss(features, alpha_logits)
+        alpha = self.alpha(alpha_logits)  # once, for both the KL and the noise
+        if self.kl_weight > 0:
+            self._add_weighted_kl(self._kl_given_alpha(features, alpha))
         if not self._should_sample(training, sample):
             return features
-        alpha = self.alpha(alpha_logits)
         eps = keras.random.normal(ops.shape(features), seed=self.seed_generator)
         return features * ops.exp(alpha * eps)
 
@@ -204,7 +206,8 @@ class GaussianSampler(_KLNoiseLayer):
 
     def call(self, inputs, training=None, sample=None):
         mean, log_var = inputs
-        self._add_kl_loss(mean, log_var)
+        if self.kl_weight > 0:
+            self._add_weighted_kl(self.kl(mean, log_var))
         if not self._should_sample(training, sample):
             return mean
         eps = keras.random.normal(ops.shape(mean), seed=self.seed_generator)
