@@ -40,7 +40,7 @@ import numpy as np
 from keras import ops
 
 from ibvae.errors import IbvaeError
-from ibvae.layers import InformationDropout
+from ibvae.layers import InformationPool
 
 DROPOUTS = ("information", "binary", "none")
 ARCHS = {
@@ -86,19 +86,40 @@ class ClassifierConfig:
 
     def validate(self) -> None:
         _req(self.arch in ARCHS, f"arch must be one of {list(ARCHS)}, got {self.arch!r}")
-        _req(self.dropout in DROPOUTS, f"dropout must be one of {list(DROPOUTS)}, got {self.dropout!r}")
-        _req(self.padding in PADDINGS, f"padding must be one of {list(PADDINGS)}, got {self.padding!r}")
-        _req(self.optimizer in OPTIMIZERS, f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
+        _req(
+            self.dropout in DROPOUTS,
+            f"dropout must be one of {list(DROPOUTS)}, got {self.dropout!r}",
+        )
+        _req(
+            self.padding in PADDINGS,
+            f"padding must be one of {list(PADDINGS)}, got {self.padding!r}",
+        )
+        _req(
+            self.optimizer in OPTIMIZERS,
+            f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}",
+        )
         _req(self.width > 0, f"width must be > 0, got {self.width}")
         _req(self.beta >= 0, f"beta must be >= 0, got {self.beta}")
         _req(self.max_alpha > 0, f"max_alpha must be > 0, got {self.max_alpha}")
-        _req(self.min_alpha > 0, f"min_alpha must be > 0 (the KL is -log alpha), got {self.min_alpha}")
+        _req(
+            self.min_alpha > 0,
+            f"min_alpha must be > 0 (the KL is -log alpha), got {self.min_alpha}",
+        )
         _req(0 < self.keep_prob <= 1, f"keep_prob must be in (0, 1], got {self.keep_prob}")
-        _req(0 < self.input_keep_prob <= 1, f"input_keep_prob must be in (0, 1], got {self.input_keep_prob}")
+        _req(
+            0 < self.input_keep_prob <= 1,
+            f"input_keep_prob must be in (0, 1], got {self.input_keep_prob}",
+        )
         _req(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         _req(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
-        _req(0 < self.lr_drop_factor <= 1, f"lr_drop_factor must be in (0, 1], got {self.lr_drop_factor}")
-        _req(all(d > 0 for d in self.lr_drops), f"lr_drops must be positive epochs, got {self.lr_drops}")
+        _req(
+            0 < self.lr_drop_factor <= 1,
+            f"lr_drop_factor must be in (0, 1], got {self.lr_drop_factor}",
+        )
+        _req(
+            all(d > 0 for d in self.lr_drops),
+            f"lr_drops must be positive epochs, got {self.lr_drops}",
+        )
         _req(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         _req(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _req(
@@ -190,26 +211,24 @@ class ConvBNReLU(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="ibvae")
-class InformationPoolBN(keras.layers.Layer):
+class InformationPoolBN(InformationPool):
     """The authors' information pool: features ``conv3x3/s-BN-ReLU``, alpha logits from a
     parallel ``conv3x3/s`` (with bias) of the same (padded) input, then
-    :class:`InformationDropout` (log-uniform prior). ``kl(x)`` gives the per-unit KL map."""
+    :class:`InformationDropout` (log-uniform prior by default). The noise, the KL, ``kl(x)``
+    and the config of the dropout come from :class:`ibvae.layers.InformationPool`."""
 
     def __init__(
         self,
         filters: int,
         strides: int = 2,
         padding: str = "same",
-        max_alpha: float = 1.0,
-        min_alpha: float = 0.001,
-        kl_weight: float = 1.0,
         weight_decay: float = 0.0,
-        seed: int | None = None,
+        max_alpha: float = 1.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(max_alpha=max_alpha, **kwargs)
         self.filters, self.strides = int(filters), int(strides)
-        self.padding, self.weight_decay, self.seed = padding, float(weight_decay), seed
+        self.padding, self.weight_decay = padding, float(weight_decay)
         self.features = ConvBNReLU(filters, 3, strides, padding, weight_decay, name="features")
         self.alpha_conv = keras.layers.Conv2D(
             self.filters,
@@ -217,14 +236,6 @@ class InformationPoolBN(keras.layers.Layer):
             strides=self.strides,
             padding="same" if padding == "same" else "valid",
             name="alpha_logits",
-        )
-        self.dropout = InformationDropout(
-            prior="log_uniform",
-            max_alpha=max_alpha,
-            min_alpha=min_alpha,
-            kl_weight=kl_weight,
-            seed=seed,
-            name="information_dropout",
         )
 
     def build(self, input_shape) -> None:
@@ -235,33 +246,17 @@ class InformationPoolBN(keras.layers.Layer):
         self.dropout.build([out, out])
         self.built = True
 
-    def compute_output_shape(self, input_shape):
-        return self.features.compute_output_shape(input_shape)
-
     def project(self, x, training=None):
         """``(features, alpha_logits)`` before the noise."""
         return self.features(x, training=training), self.alpha_conv(self.features.padded(x))
 
-    def kl(self, x):
-        """Per-unit KL (nats) at inference (BN running statistics), shape of the output."""
-        return self.dropout.kl(*self.project(x, training=False))
-
-    def call(self, x, training=None, noise=None):
-        f, a = self.project(x, training=training)
-        return self.dropout([f, a], training=training, sample=False if noise is False else None)
-
     def get_config(self) -> dict:
         config = super().get_config()
-        d = self.dropout
         config.update(
             filters=self.filters,
             strides=self.strides,
             padding=self.padding,
-            max_alpha=d.max_alpha,
-            min_alpha=d.min_alpha,
-            kl_weight=d.kl_weight,
             weight_decay=self.weight_decay,
-            seed=self.seed,
         )
         return config
 
@@ -317,7 +312,14 @@ class AllCNN(keras.Model):
             )
             if dropout == "information":
                 pool = InformationPoolBN(
-                    f, 2, padding, max_alpha, min_alpha, kl_weight, wd, name=f"block{i}_pool"
+                    f,
+                    strides=2,
+                    padding=padding,
+                    weight_decay=wd,
+                    max_alpha=max_alpha,
+                    min_alpha=min_alpha,
+                    kl_weight=kl_weight,
+                    name=f"block{i}_pool",
                 )
             else:
                 pool = ConvBNReLU(f, 3, 2, padding, wd, name=f"block{i}_pool")
@@ -363,7 +365,7 @@ class AllCNN(keras.Model):
             if isinstance(pool, InformationPoolBN):
                 if collect_kl:
                     kls.append(ops.sum(pool.kl(x), axis=-1))
-                x = pool(x, training=training, noise=noise)
+                x = pool(x, training=training, sample=False if noise is False else None)
             else:
                 x = pool(x, training=training)
                 if drop is not None and noise is not False:
@@ -462,9 +464,7 @@ class _BatchNormMoments(keras.Model):
         missing = [layer.name for layer in layers if id(layer) not in found]
         if missing:
             raise RuntimeError(f"BN layers not reached by the forward pass: {missing}")
-        return tuple(
-            ops.expand_dims(ops.concatenate(found[id(layer)]), 0) for layer in layers
-        )
+        return tuple(ops.expand_dims(ops.concatenate(found[id(layer)]), 0) for layer in layers)
 
 
 def recalibrate_batchnorm(model: AllCNN, x: np.ndarray, batch_size: int = 128) -> int:
@@ -562,7 +562,9 @@ def load_data(config: ClassifierConfig):
     from ibvae.cluttered import load_classification_npz
 
     if config.data is None:
-        raise IbvaeError("no data: pass --data FILE.npz (e.g. from scripts/make_cluttered_mnist.py)")
+        raise IbvaeError(
+            "no data: pass --data FILE.npz (e.g. from scripts/make_cluttered_mnist.py)"
+        )
     splits = load_classification_npz(config.data)
     if config.train_size is not None:
         if config.train_size > len(splits["train"]):

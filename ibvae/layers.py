@@ -214,7 +214,7 @@ class GaussianSampler(_KLNoiseLayer):
         return mean + ops.exp(0.5 * log_var) * eps
 
 
-class _InformationPool(keras.layers.Layer):
+class InformationPool(keras.layers.Layer):
     """Two parallel projections of one input (features with an activation, alpha logits
     without) followed by :class:`InformationDropout`. Subclasses make the projections."""
 
@@ -246,17 +246,20 @@ class _InformationPool(keras.layers.Layer):
     def kl_weight(self) -> float:
         return self.dropout.kl_weight
 
-    def project(self, inputs):
-        """``(features, alpha_logits)`` of an input, before the noise."""
+    def project(self, inputs, training=None):
+        """``(features, alpha_logits)`` of an input, before the noise. ``training`` reaches
+        projections that care (batch norm in a subclass)."""
         self._ensure_built(inputs)
         return self.features(inputs), self.alpha_logits(inputs)
 
     def kl(self, inputs):
-        """Per-unit KL (nats) of the pool's output for ``inputs``: what a KL heatmap shows."""
-        return self.dropout.kl(*self.project(inputs))
+        """Per-unit KL (nats) of the pool's output for ``inputs`` at inference: what a KL
+        heatmap shows."""
+        return self.dropout.kl(*self.project(inputs, training=False))
 
     def call(self, inputs, training=None, sample=None):
-        return self.dropout(list(self.project(inputs)), training=training, sample=sample)
+        features_and_logits = list(self.project(inputs, training=training))
+        return self.dropout(features_and_logits, training=training, sample=sample)
 
     def compute_output_shape(self, input_shape):
         return self.features.compute_output_shape(input_shape)
@@ -297,7 +300,7 @@ class _InformationPool(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="ibvae")
-class InformationDense(_InformationPool):
+class InformationDense(InformationPool):
     """Dense Information Dropout in one line: ``InformationDense(64)(x)``.
 
     Features ``Dense(units, activation)`` (ReLU for the log-uniform prior, softplus for the
@@ -323,7 +326,7 @@ class InformationDense(_InformationPool):
 
 
 @keras.saving.register_keras_serializable(package="ibvae")
-class InformationConv2D(_InformationPool):
+class InformationConv2D(InformationPool):
     """Convolutional Information Dropout (the paper's "information pool").
 
     Features ``Conv2D(filters, kernel_size, strides, activation)`` and alpha logits from a
@@ -375,7 +378,7 @@ class InformationConv2D(_InformationPool):
     def alpha_logits(self, inputs):
         return self.alpha_conv(self._padded(inputs))
 
-    def project(self, inputs):
+    def project(self, inputs, training=None):
         self._ensure_built(inputs)
         padded = self._padded(inputs)
         return self.feature_conv(padded), self.alpha_conv(padded)
