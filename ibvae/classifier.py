@@ -39,6 +39,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from ibvae import config as cfg
 from ibvae.errors import IbvaeError
 from ibvae.layers import InformationPool
 
@@ -50,12 +51,6 @@ ARCHS = {
 }
 PADDINGS = ("same", "symmetric", "valid")
 OPTIMIZERS = ("sgd", "adam")
-
-
-def _req(cond: bool, message: str) -> None:
-    # Local twin of ibvae.config.require so this module imports without PyYAML (GPU machine).
-    if not cond:
-        raise IbvaeError(message)
 
 
 @dataclasses.dataclass
@@ -85,44 +80,44 @@ class ClassifierConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        _req(self.arch in ARCHS, f"arch must be one of {list(ARCHS)}, got {self.arch!r}")
-        _req(
+        cfg.require(self.arch in ARCHS, f"arch must be one of {list(ARCHS)}, got {self.arch!r}")
+        cfg.require(
             self.dropout in DROPOUTS,
             f"dropout must be one of {list(DROPOUTS)}, got {self.dropout!r}",
         )
-        _req(
+        cfg.require(
             self.padding in PADDINGS,
             f"padding must be one of {list(PADDINGS)}, got {self.padding!r}",
         )
-        _req(
+        cfg.require(
             self.optimizer in OPTIMIZERS,
             f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}",
         )
-        _req(self.width > 0, f"width must be > 0, got {self.width}")
-        _req(self.beta >= 0, f"beta must be >= 0, got {self.beta}")
-        _req(self.max_alpha > 0, f"max_alpha must be > 0, got {self.max_alpha}")
-        _req(
+        cfg.require(self.width > 0, f"width must be > 0, got {self.width}")
+        cfg.require(self.beta >= 0, f"beta must be >= 0, got {self.beta}")
+        cfg.require(self.max_alpha > 0, f"max_alpha must be > 0, got {self.max_alpha}")
+        cfg.require(
             self.min_alpha > 0,
             f"min_alpha must be > 0 (the KL is -log alpha), got {self.min_alpha}",
         )
-        _req(0 < self.keep_prob <= 1, f"keep_prob must be in (0, 1], got {self.keep_prob}")
-        _req(
+        cfg.require(0 < self.keep_prob <= 1, f"keep_prob must be in (0, 1], got {self.keep_prob}")
+        cfg.require(
             0 < self.input_keep_prob <= 1,
             f"input_keep_prob must be in (0, 1], got {self.input_keep_prob}",
         )
-        _req(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        _req(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
-        _req(
+        cfg.require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        cfg.require(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
+        cfg.require(
             0 < self.lr_drop_factor <= 1,
             f"lr_drop_factor must be in (0, 1], got {self.lr_drop_factor}",
         )
-        _req(
+        cfg.require(
             all(d > 0 for d in self.lr_drops),
             f"lr_drops must be positive epochs, got {self.lr_drops}",
         )
-        _req(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        _req(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        _req(
+        cfg.require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        cfg.require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        cfg.require(
             self.train_size is None or self.train_size >= 1,
             f"train_size must be >= 1, got {self.train_size}",
         )
