@@ -21,36 +21,42 @@ import keras
 import numpy as np
 from keras import ops
 
-from ibvae.classifier import ClassifierConfig, build_classifier, compile_classifier
+from ibvae.classifier.config import ClassifierModelConfig, ClassifierTrainConfig
+from ibvae.classifier.models import AllCNN, build_classifier
+from ibvae.classifier.train import compile_classifier
+from ibvae.layers.pools import InformationPoolBN
 
 
-def forward_flops(model, input_shape: tuple[int, ...]) -> int:
-    """Multiply-adds x 2 of every Conv2D / Dense for one image, from the built layer shapes."""
+def compute_layers(model: AllCNN) -> list[keras.layers.Layer]:
+    """Every convolution (those of the conv-BN-ReLU blocks and the pools' alpha branches) and
+    the dense logits: the layers whose multiply-adds are counted."""
+    convs = [layer.conv for layer in model.conv_bn_layers()]
+    convs += [p.alpha_logits for p in model.pools if isinstance(p, InformationPoolBN)]
+    return [*convs, model.logits]
+
+
+def forward_flops(model: AllCNN, input_shape: tuple[int, ...]) -> int:
+    """Multiply-adds x 2 of every Conv2D / Dense for one image: kernel sizes from the built
+    layers, each convolution's output (h, w) from one probing forward pass."""
+    out_hw = conv_output_sizes(model, input_shape)
     flops = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, keras.layers.Conv2D):
-            k = layer.kernel.shape  # (kh, kw, cin, cout)
-            out = layer._out_hw  # recorded by the probe below
-            flops += 2 * int(np.prod(k)) * out[0] * out[1]
-        elif isinstance(layer, keras.layers.Dense):
-            flops += 2 * int(np.prod(layer.kernel.shape))
+    for layer in compute_layers(model):
+        k = int(np.prod(layer.kernel.shape))  # (kh, kw, cin, cout) or (in, out)
+        h, w = out_hw.get(id(layer), (1, 1))
+        flops += 2 * k * h * w
     return flops
 
 
-def _record_conv_shapes(model, input_shape) -> None:
-    """Run one symbolic pass with Conv2D.call wrapped to remember each output's (h, w)."""
-    convs = [
-        layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
-        if isinstance(layer, keras.layers.Conv2D)
-    ]
-    originals = {}
+def conv_output_sizes(model: AllCNN, input_shape) -> dict[int, tuple[int, int]]:
+    """``{id(conv): (h, w)}`` of each convolution's output, from one forward pass with each
+    convolution's ``call`` wrapped (and restored after)."""
+    sizes: dict[int, tuple[int, int]] = {}
+    convs = [layer for layer in compute_layers(model) if isinstance(layer, keras.layers.Conv2D)]
     for conv in convs:
-        originals[id(conv)] = conv.call
 
         def wrapped(x, _conv=conv, _orig=conv.call):
             y = _orig(x)
-            _conv._out_hw = (int(y.shape[1]), int(y.shape[2]))
+            sizes[id(_conv)] = (int(y.shape[1]), int(y.shape[2]))
             return y
 
         conv.call = wrapped
@@ -58,7 +64,8 @@ def _record_conv_shapes(model, input_shape) -> None:
         model(np.zeros((1, *input_shape), np.float32), training=False)
     finally:
         for conv in convs:
-            conv.call = originals[id(conv)]
+            del conv.call  # back to the class's method
+    return sizes
 
 
 def matmul_rate(n: int = 2048, reps: int = 10) -> float:
@@ -79,10 +86,11 @@ def train_rate(
 ) -> tuple[float, int]:
     """(training images/s, forward FLOPs per image) of a freshly built model."""
     shape = (canvas, canvas, 1)
-    config = ClassifierConfig(dropout=dropout, width=width, batch_size=batch)
-    model = build_classifier(config, shape, n_train=50_000)
-    compile_classifier(model, config, steps_per_epoch=100)
-    _record_conv_shapes(model, shape)
+    model = build_classifier(
+        ClassifierModelConfig(dropout=dropout, width=width), shape, n_train=50_000
+    )
+    compile_classifier(model, ClassifierTrainConfig(batch_size=batch), steps_per_epoch=100)
+    flops = forward_flops(model, shape)
     rng = np.random.default_rng(0)
     n = batch * steps
     x = rng.random((n, *shape), dtype=np.float32)
@@ -91,7 +99,7 @@ def train_rate(
     t0 = time.perf_counter()
     model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
     seconds = time.perf_counter() - t0
-    return n / seconds, forward_flops(model, shape)
+    return n / seconds, flops
 
 
 def main() -> None:

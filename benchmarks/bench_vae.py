@@ -1,6 +1,6 @@
 """Training speed of the ID-VAE against the Gaussian VAE of the same architecture.
 
-    python benchmarks/bench_vae.py --data /work/shared/data/mnist.npz
+    python benchmarks/bench_vae.py --data /path/to/mnist.npz
 
 For each backend (a fresh process each, since KERAS_BACKEND is fixed at import) the default
 config (MLP 784-400-40, batch 100) is built for every latent; the models then train one epoch
@@ -28,12 +28,15 @@ def worker(args: argparse.Namespace) -> None:
     import keras
 
     from ibvae.data import load_dataset
-    from ibvae.vae import VAEConfig, build_vae
+    from ibvae.vae.config import VAEModelConfig
+    from ibvae.vae.model import build_vae
 
     data = load_dataset("mnist", args.data)
     x = data.x_train[: args.n] if args.n else data.x_train
     keras.utils.set_random_seed(0)
-    models = {lat: build_vae(VAEConfig(latent=lat), data.image_shape) for lat in LATENTS}
+    models = {lat: build_vae(VAEModelConfig(latent=lat), data.image_shape) for lat in LATENTS}
+    for model in models.values():
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
     seconds: dict[str, list[float]] = {lat: [] for lat in LATENTS}
     for r in range(args.rounds):
         order = LATENTS[r % 3 :] + LATENTS[: r % 3]  # rotate, so no latent always goes first

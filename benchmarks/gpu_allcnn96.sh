@@ -10,20 +10,25 @@
 #   4. KL heatmap PNG + kl_lift + kl_nats over the test set;
 #   5. if time is left, bench_classifier's images/s (width 1.0, then 0.25) on this GPU.
 #
-# Everything lands under $OUT (run/ = a normal run directory; gpu_summary.json; gpu_bench.json).
-# The machine has JAX, numpy and matplotlib but no keras, PyYAML, h5py(?) or TensorFlow: keras
-# comes from the wheels in .gpu/; `import ibvae` needs PyYAML, so where it is missing a JSON
-# stand-in module named yaml is put on PYTHONPATH (config.yaml is then JSON, valid YAML); without
-# h5py the weights are saved as model_weights.npz instead of model.keras.
+# Everything lands under $OUT (run/ = a normal run directory, written by
+# ibvae.classifier.train.train_classifier; gpu_summary.json; gpu_bench.json). The machine has
+# JAX, numpy, matplotlib, h5py and tensorboard but no keras or TensorFlow: keras comes from the
+# wheels in .gpu/, and Keras' TensorBoard callback (it writes through TensorFlow) is skipped.
+# `import ibvae` does not need PyYAML; writing the run's config.yaml does, so where PyYAML is
+# missing a JSON stand-in module named yaml is put on PYTHONPATH (JSON is valid YAML, so
+# config.yaml stays loadable by the real PyYAML later). model.keras needs h5py: checked first.
+# The run directory is the library's, so it also holds best_model.keras and backup/ (written
+# each epoch by Keras' callbacks; part of the measured training time).
 #
 # Lead, from the repo root (carry [".gpu"], timeout_s 570):
-#   mkdir -p .gpu && cp ../shared/wheels/py312/*.whl ../shared/data/mnist.npz .gpu/
+#   mkdir -p .gpu && cp /path/to/wheels/py312/*.whl /path/to/mnist.npz .gpu/
 #   run: bash benchmarks/gpu_allcnn96.sh
 # Knobs (env): GPU_TRAIN_BUDGET_S (300), GPU_DEADLINE_S (500, total wall after which optional
 # steps are skipped), GPU_MAX_EPOCHS (80), GPU_TRAIN / GPU_VALID / GPU_TEST (50000/10000/10000),
-# GPU_CANVAS (96), GPU_DISTRACTORS (21), GPU_WIDTH (1.0), GPU_BETA (0.5), GPU_PADDING (symmetric), GPU_BENCH (1),
-# GPU_BENCH_STEPS (30), GPU_MATMUL_N (8192), GPU_MNIST (.gpu/mnist.npz), GPU_BLOCK_MODULES (local test: modules to
-# pretend missing, e.g. h5py,tensorflow,mlxtend), GPU_FORCE_YAML_SHIM=1 (local test).
+# GPU_CANVAS (96), GPU_DISTRACTORS (21), GPU_WIDTH (1.0), GPU_BETA (0.5), GPU_PADDING (symmetric),
+# GPU_BENCH (1), GPU_BENCH_STEPS (30), GPU_MATMUL_N (8192), GPU_MNIST (.gpu/mnist.npz),
+# GPU_BLOCK_MODULES (local test: modules to pretend missing, e.g. tensorflow,mlxtend),
+# GPU_FORCE_YAML_SHIM=1 (local test).
 set -euo pipefail
 START=$(date +%s)
 cd "$(dirname "$0")/.."
@@ -32,9 +37,10 @@ if ! python3 -c "import keras" 2>/dev/null; then
   export PYTHONPATH=/tmp/site:$PWD
 fi
 export PYTHONPATH=${PYTHONPATH:-}:$PWD
-# ibvae imports ibvae.config (PyYAML) at package import; the GPU machine has no PyYAML. Stand in
-# with a tiny module that reads and writes JSON, which is valid YAML (config.yaml stays loadable
-# by the real PyYAML later). GPU_FORCE_YAML_SHIM=1 uses it even where PyYAML exists (local test).
+if ! python3 -c "import h5py" 2>/dev/null; then
+  echo "error: h5py is missing; Keras needs it to write model.keras (carry its wheel in .gpu/)" >&2
+  exit 2
+fi
 if [ "${GPU_FORCE_YAML_SHIM:-0}" = 1 ] || ! python3 -c "import yaml" 2>/dev/null; then
   mkdir -p /tmp/ibvae_yaml_shim
   cat > /tmp/ibvae_yaml_shim/yaml.py <<'SHIM'
@@ -103,38 +109,48 @@ def dump() -> None:
 
 print(f"[{elapsed():.0f}s] backend {summary['backend']} devices {summary['devices']}", flush=True)
 
-from ibvae.classifier import (  # noqa: E402
+from ibvae import runs  # noqa: E402
+from ibvae.classifier.cluttered import make_cluttered_mnist  # noqa: E402
+from ibvae.classifier.config import (  # noqa: E402
     ClassifierConfig,
-    finish_classifier,
-    fit_classifier,
-    save_run_config,
+    ClassifierModelConfig,
+    ClassifierTrainConfig,
+    ClutterConfig,
 )
-from ibvae.cluttered import ClutterSpec, Split, make_cluttered_mnist  # noqa: E402
-from ibvae.kl_maps import write_kl_maps  # noqa: E402
+from ibvae.classifier.data import SPLITS, as_splits  # noqa: E402
+from ibvae.classifier.kl_maps import write_kl_maps  # noqa: E402
+from ibvae.classifier.train import train_classifier  # noqa: E402
 
 # 1. data ------------------------------------------------------------------------------------
 t = time.time()
-spec = ClutterSpec(int(env("GPU_CANVAS", "96")), int(env("GPU_DISTRACTORS", "21")), 8)
-sizes = {k: int(env(f"GPU_{k.upper()}", d)) for k, d in
-         (("train", "50000"), ("valid", "10000"), ("test", "10000"))}
-arrays = make_cluttered_mnist(env("GPU_MNIST", ".gpu/mnist.npz"), sizes, seed=0, spec=spec)
-splits = {
-    s: Split(arrays[f"x_{s}"].astype(np.float32) / 255.0, arrays[f"y_{s}"], arrays[f"boxes_{s}"])
-    for s in ("train", "valid", "test")
-}
+clutter_config = ClutterConfig(
+    data=env("GPU_MNIST", ".gpu/mnist.npz"), seed=0, canvas=int(env("GPU_CANVAS", "96")),
+    distractors=int(env("GPU_DISTRACTORS", "21")), distractor_size=8,
+    **{k: int(env(f"GPU_{k.upper()}", d)) for k, d in
+       (("train", "50000"), ("valid", "10000"), ("test", "10000"))},
+)
+arrays = make_cluttered_mnist(clutter_config)
+splits = as_splits({s: (arrays[f"x_{s}"], arrays[f"y_{s}"], arrays[f"boxes_{s}"]) for s in SPLITS},
+                   origin="generated Cluttered MNIST")
 del arrays
+c = clutter_config
 summary["data_seconds"] = round(time.time() - t, 1)
-summary["data"] = {**sizes, "canvas": spec.canvas, "distractors": spec.n_distractors}
+summary["data"] = {"train": c.train, "valid": c.valid, "test": c.test, "canvas": c.canvas,
+                   "distractors": c.distractors}
 print(f"[{elapsed():.0f}s] data {summary['data']} in {summary['data_seconds']} s", flush=True)
 dump()
 
-# 2. train -----------------------------------------------------------------------------------
+# 2. train, recalibrate, test ----------------------------------------------------------------
 budget = float(env("GPU_TRAIN_BUDGET_S", "300"))
 max_epochs = int(env("GPU_MAX_EPOCHS", "80"))
 config = ClassifierConfig(
-    data=None, width=float(env("GPU_WIDTH", "1.0")), beta=float(env("GPU_BETA", "0.5")),
-    epochs=max_epochs, lr_drops=[], optimizer="sgd", learning_rate=0.01, batch_size=128,
-    padding=env("GPU_PADDING", "symmetric"),
+    model=ClassifierModelConfig(
+        width=float(env("GPU_WIDTH", "1.0")), beta=float(env("GPU_BETA", "0.5")),
+        padding=env("GPU_PADDING", "symmetric"),
+    ),
+    train=ClassifierTrainConfig(
+        epochs=max_epochs, lr_drops=[], optimizer="sgd", learning_rate=0.01, batch_size=128
+    ),
 )
 
 
@@ -153,7 +169,7 @@ class EpochPlan(keras.callbacks.Callback):
         self.t0 = time.time()
 
     def on_epoch_begin(self, epoch, logs=None):
-        lr = config.learning_rate * 0.1 ** sum(epoch >= d for d in drops_for(self.epochs))
+        lr = config.train.learning_rate * 0.1 ** sum(epoch >= d for d in drops_for(self.epochs))
         self.model.optimizer.learning_rate = lr
 
     def on_epoch_end(self, epoch, logs=None):
@@ -171,37 +187,31 @@ class EpochPlan(keras.callbacks.Callback):
 
 
 run_dir = OUT / "run"
-(run_dir / "figures").mkdir(parents=True, exist_ok=True)
 plan = EpochPlan()
-model, metrics = fit_classifier(config, splits, run_dir, callbacks=[plan], checkpoints=False,
-                                verbose=2)
+model, metrics = train_classifier(config, data=splits, run_dir=run_dir, callbacks=[plan],
+                                  overwrite=True, verbose=2, log=print)
 ran = metrics["epochs_run"]
-config = dataclasses.replace(config, epochs=ran, lr_drops=drops_for(plan.epochs))
-save_run_config(config, run_dir)
-summary["train"] = metrics
-print(f"[{elapsed():.0f}s] trained {ran} epochs: {metrics}", flush=True)
-dump()
-
-# 3. recalibrate + test ----------------------------------------------------------------------
-metrics = finish_classifier(model, config, splits, run_dir, metrics)
-summary["test_error"] = metrics["test_error"]
-summary["test_error_no_recalibration"] = metrics["test_error_no_recalibration"]
-summary["valid_error"] = metrics.get("valid_error")
-summary["recalibration_seconds"] = metrics.get("recalibration_seconds")
-summary["model_file"] = metrics["model_file"]
-print(f"[{elapsed():.0f}s] test error {metrics['test_error']:.2f} % (no recalibration "
+# config.yaml says what was run: the epochs that fitted the budget and their lr drops
+runs.save_config(dataclasses.replace(config, train=dataclasses.replace(
+    config.train, epochs=ran, lr_drops=drops_for(plan.epochs))), run_dir)
+summary["train"] = {k: metrics[k] for k in ("n_train", "epochs_run", "train_seconds",
+                                            "train_images_per_second", "backend")}
+for key in ("test_error", "test_error_no_recalibration", "valid_error", "recalibration_seconds"):
+    summary[key] = metrics.get(key)
+print(f"[{elapsed():.0f}s] trained {ran} epochs: {summary['train']}; test error "
+      f"{metrics['test_error']:.2f} % (no recalibration "
       f"{metrics['test_error_no_recalibration']:.2f} %)", flush=True)
 dump()
 
-# 4. KL maps + lift --------------------------------------------------------------------------
+# 3. KL maps + lift --------------------------------------------------------------------------
 t = time.time()
-kl = write_kl_maps(model, config, splits["test"], run_dir, n=6)
+kl = write_kl_maps(model, splits["test"], run_dir, n=6)
 summary.update(kl_lift=kl["kl_lift"], kl_nats=kl["kl_nats"], kl_border=kl["kl_border"],
                kl_seconds=round(time.time() - t, 1))
 print(f"[{elapsed():.0f}s] kl_lift {kl['kl_lift']} kl_nats {kl['kl_nats']}", flush=True)
 dump()
 
-# 5. bench (optional) ------------------------------------------------------------------------
+# 4. bench (optional) ------------------------------------------------------------------------
 if env("GPU_BENCH", "1") == "1":
     sys.path.insert(0, str(Path.cwd() / "benchmarks"))
     from bench_classifier import matmul_rate, train_rate
@@ -214,7 +224,7 @@ if env("GPU_BENCH", "1") == "1":
             if elapsed() > DEADLINE - 45:
                 bench["skipped_from"] = f"width {width} {dropout} (time)"
                 break
-            ips, fwd = train_rate(dropout, width, spec.canvas, 128, steps, 3)
+            ips, fwd = train_rate(dropout, width, c.canvas, 128, steps, 3)
             bound = rate / (3 * fwd)
             row = dict(width=width, dropout=dropout, images_per_s=round(ips, 1),
                        forward_mflops=round(fwd / 1e6, 1), fraction_of_bound=round(ips / bound, 3))

@@ -1,32 +1,76 @@
 """ibvae: Information Dropout (Achille & Soatto, arXiv:1611.01353) for Keras 3.
 
-The layers are the core API; the VAE and the All-CNN classifier are built from them.
+The public API, re-exported from the modules that define it:
+
+* layers: :class:`InformationDropout`, :class:`GaussianSampler`, the pools
+  (:class:`InformationDense`, :class:`InformationConv2D`, :class:`InformationPoolBN`) and
+  the convolutions they are built from;
+* the IB-VAE: :class:`VAE` (bring your own encoder and decoder), :func:`evaluate_vae`,
+  :func:`train_vae`, its configs;
+* the supervised experiment: :class:`AllCNN`, :func:`train_classifier`, its configs;
+* :class:`IbvaeError`, the one exception type for user mistakes.
 """
 
-import ibvae._quiet_import  # noqa: F401  (first: imports Keras without TF's C++ chatter)
-from ibvae.classifier import AllCNN, ClassifierConfig, build_classifier, load_classifier
+from ibvae.classifier.batchnorm import recalibrate_batchnorm
+from ibvae.classifier.config import (
+    ClassifierConfig,
+    ClassifierModelConfig,
+    ClassifierTrainConfig,
+    ClutterConfig,
+)
+from ibvae.classifier.kl_maps import evaluate_kl_maps, kl_maps
+from ibvae.classifier.models import AllCNN, build_classifier, load_classifier
+from ibvae.classifier.train import train_classifier
+from ibvae.data import Dataset, load_dataset
 from ibvae.errors import IbvaeError
 from ibvae.layers import (
+    ConvBNReLU,
     GaussianSampler,
     InformationConv2D,
     InformationDense,
     InformationDropout,
+    InformationPool,
+    InformationPoolBN,
+    PaddedConv2D,
 )
-from ibvae.vae import VAE, VAEConfig, build_vae, load_vae
+from ibvae.vae.config import VAEConfig, VAEModelConfig, VAETrainConfig
+from ibvae.vae.evaluate import evaluate_vae
+from ibvae.vae.model import VAE, build_vae, load_vae
+from ibvae.vae.sampling import AggregatePosterior, fit_aggregate
+from ibvae.vae.train import train_vae
 
 __all__ = [
     "VAE",
+    "AggregatePosterior",
     "AllCNN",
     "ClassifierConfig",
+    "ClassifierModelConfig",
+    "ClassifierTrainConfig",
+    "ClutterConfig",
+    "ConvBNReLU",
+    "Dataset",
     "GaussianSampler",
     "IbvaeError",
     "InformationConv2D",
     "InformationDense",
     "InformationDropout",
+    "InformationPool",
+    "InformationPoolBN",
+    "PaddedConv2D",
     "VAEConfig",
+    "VAEModelConfig",
+    "VAETrainConfig",
     "build_classifier",
     "build_vae",
+    "evaluate_kl_maps",
+    "evaluate_vae",
+    "fit_aggregate",
+    "kl_maps",
     "load_classifier",
+    "load_dataset",
     "load_vae",
+    "recalibrate_batchnorm",
+    "train_classifier",
+    "train_vae",
 ]
 __version__ = "0.1.0"

@@ -1,37 +1,120 @@
-"""Dataclass configs <-> YAML, with command-line overrides and validation that names the
-problem. Each experiment defines a dataclass (see ``vae.VAEConfig``, ``classifier``'s config);
-this module knows nothing about any of them.
+"""Configs as dataclasses: one source of truth per hyperparameter.
+
+Every field is declared once, with :func:`option`: its type (``Literal[...]`` for choices), its
+default, a one-line help and its bounds. From that one declaration come
+
+* the checks (types, choices, bounds, finite numbers), run whenever a config is built, from
+  Python or from YAML, by :class:`Config` (and, for a model's own arguments, by
+  :func:`check_values`);
+* the YAML file of a run (:func:`save` / :func:`load`, with unknown keys named);
+* the command-line flags of the scripts (:func:`add_flags`, :func:`flag_overrides`), so a field
+  cannot lack a flag and a flag cannot drift from its field.
+
+A config may hold *sections* (``model``, ``train``), each a :class:`Config` of its own; flags
+are named after the leaf fields, which are unique within one config.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import math
+import operator
+import os
 import types
 import typing
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
-from ibvae.errors import IbvaeError
+from ibvae.errors import IbvaeError, one_of
 
-C = TypeVar("C")
+C = TypeVar("C", bound="Config")
+_BOUNDS = {"ge": (">=", operator.ge), "gt": (">", operator.gt), "le": ("<=", operator.le),
+           "lt": ("<", operator.lt)}
+_EXPLICIT_NONE = object()  # "--flag none" on an optional field (None itself = not given)
 
 
-def _field_types(cls: type) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+def option(
+    default: Any,
+    help: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    aliases: tuple[str, ...] = (),
+) -> Any:
+    """A config field: its default, one line of help, bounds (applied to each item of a list)
+    and extra flag names (``aliases=("--lr",)``)."""
+    metadata = {"help": help, "ge": ge, "gt": gt, "le": le, "lt": lt, "aliases": aliases}
+    if isinstance(default, list | dict):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def section(cls: type[Config], help: str) -> Any:
+    """A field holding a sub-config (e.g. ``model``), built from its own defaults."""
+    return dataclasses.field(default_factory=cls, metadata={"help": help, "section": True})
+
+
+@dataclasses.dataclass(frozen=True)
+class Leaf:
+    """One hyperparameter of a (possibly sectioned) config: ``path`` from the root."""
+
+    path: tuple[str, ...]
+    type: Any
+    field: dataclasses.Field
+
+    @property
+    def name(self) -> str:
+        return self.path[-1]
+
+    @property
+    def help(self) -> str:
+        return self.field.metadata.get("help", "")
+
+    @property
+    def default(self) -> Any:
+        f = self.field
+        return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_section(field: dataclasses.Field) -> bool:
+    return bool(field.metadata.get("section"))
+
+
+def leaves(cls: type) -> Iterator[Leaf]:
+    """Every hyperparameter of ``cls``, depth first, sections expanded."""
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        if _is_section(f):
+            for leaf in leaves(hints[f.name]):
+                yield Leaf((f.name, *leaf.path), leaf.type, leaf.field)
+        else:
+            yield Leaf((f.name,), hints[f.name], f)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
 
 
 def _coerce(name: str, value: Any, tp: Any) -> Any:
-    """Check ``value`` against the annotation ``tp``; ints are accepted where floats are."""
+    """``value`` checked against the annotation ``tp``: ints are accepted where floats are,
+    floats must be finite, ``Literal`` means one of its values."""
     origin = typing.get_origin(tp)
+    if origin is Literal:
+        return one_of(name, value, typing.get_args(tp))
     if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None and len(args) < len(typing.get_args(tp)):
             return None
         errors = []
         for arg in args:
-            if arg is type(None):
-                continue
             try:
                 return _coerce(name, value, arg)
             except IbvaeError as e:
@@ -44,77 +127,226 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
         return [_coerce(name, v, item_tp) for v in value]
     if tp is Any:
         return value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    raise IbvaeError(
-        f"config key {name!r} must be of type {getattr(tp, '__name__', tp)}, got {value!r}"
-    )
+    if tp is bool and isinstance(value, bool):
+        return value
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp is str and isinstance(value, str):
+        return value
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise IbvaeError(f"{name} must be a finite number, got {value!r}")
+        return float(value)
+    raise IbvaeError(f"config key {name!r} must be of type {_type_name(tp)}, got {value!r}")
 
 
-def from_dict(cls: type[C], values: dict[str, Any]) -> C:
-    """Build and validate a config; unknown keys and wrong types raise :class:`IbvaeError`."""
-    types_ = _field_types(cls)
-    unknown = sorted(set(values) - set(types_))
+def _check_bounds(name: str, value: Any, metadata: Mapping[str, Any]) -> None:
+    items = value if isinstance(value, list) else [value]
+    for key, (symbol, holds) in _BOUNDS.items():
+        bound = metadata.get(key)
+        if bound is not None and any(v is not None and not holds(v, bound) for v in items):
+            what = f"every entry of {name}" if isinstance(value, list) else name
+            raise IbvaeError(f"{what} must be {symbol} {bound:g}, got {value!r}")
+
+
+def _checked(field: dataclasses.Field, tp: Any, value: Any) -> Any:
+    value = _coerce(field.name, value, tp)
+    _check_bounds(field.name, value, field.metadata)
+    return value
+
+
+class Config:
+    """Base of every config dataclass: checks each field on construction (types, choices,
+    bounds), turns a mapping given for a section into that section's config, then runs the
+    class's ``validate()`` for rules that involve several fields."""
+
+    def __post_init__(self) -> None:
+        hints = _hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if _is_section(f):
+                section_cls = hints[f.name]
+                if isinstance(value, Mapping):
+                    value = from_dict(section_cls, dict(value))
+                elif not isinstance(value, section_cls):
+                    raise IbvaeError(
+                        f"config section {f.name!r} must be a mapping or a "
+                        f"{section_cls.__name__}, got {value!r}"
+                    )
+            else:
+                value = _checked(f, hints[f.name], value)
+            object.__setattr__(self, f.name, value)
+        self.validate()
+
+    def validate(self) -> None:
+        """Rules across fields; subclasses override (the default has none)."""
+
+
+def check_values(cls: type[Config], **values: Any) -> dict[str, Any]:
+    """Check some of ``cls``'s fields by their declaration (for a model's constructor, whose
+    arguments are config fields): returns the coerced values."""
+    hints = _hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    return {k: _checked(fields[k], hints[k], v) for k, v in values.items()}
+
+
+def from_dict(cls: type[C], values: Mapping[str, Any], complete: bool = False) -> C:
+    """Build and check a config; unknown keys raise :class:`IbvaeError` listing the valid
+    ones. ``complete`` also refuses a mapping that lacks a field (a run's saved config)."""
+    if not isinstance(values, Mapping):
+        raise IbvaeError(f"a {cls.__name__} must be a mapping of key: value, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
     if unknown:
         raise IbvaeError(
-            f"unknown config key(s) {unknown}; valid keys are: {', '.join(sorted(types_))}"
+            f"unknown config key(s) {unknown}; valid keys are: {', '.join(sorted(fields))}"
         )
-    coerced = {k: _coerce(k, v, types_[k]) for k, v in values.items()}
-    config = cls(**coerced)
-    validate = getattr(config, "validate", None)
-    if validate is not None:
-        validate()
-    return config
+    if complete:
+        missing = sorted(set(fields) - set(values))
+        if missing:
+            raise IbvaeError(f"config lacks key(s) {missing}")
+    hints = _hints(cls)
+    kwargs = {}
+    for name, value in values.items():
+        if _is_section(fields[name]):
+            if not isinstance(value, Mapping):
+                raise IbvaeError(f"config section {name!r} must be a mapping, got {value!r}")
+            value = from_dict(hints[name], value, complete)
+        kwargs[name] = value
+    return cls(**kwargs)
 
 
-def load(cls: type[C], path: str | Path | None, overrides: dict[str, Any] | None = None) -> C:
-    """Read a YAML file (or start from the dataclass defaults), apply non-None overrides."""
-    values: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise IbvaeError(f"config file {path} not found; pass an existing YAML with --config")
-        import yaml  # here, not at module level: ``import ibvae`` works without PyYAML
-
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise IbvaeError(f"config file {path} is not valid YAML: {e}".splitlines()[0]) from e
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise IbvaeError(f"config file {path} must hold a mapping of key: value")
-        values.update(loaded)
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return from_dict(cls, values)
-
-
-def to_dict(config: Any) -> dict[str, Any]:
+def to_dict(config: Config) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def save(config: Any, path: str | Path) -> None:
-    """Write the fully resolved config as YAML (reloadable with :func:`load`)."""
+def flat_values(config: Config) -> dict[str, Any]:
+    """``{leaf name: value}`` of a (sectioned) config."""
+    values = {}
+    for leaf in leaves(type(config)):
+        node: Any = config
+        for name in leaf.path:
+            node = getattr(node, name)
+        values[leaf.name] = node
+    return values
+
+
+def apply_overrides(cls: type[Config], values: dict[str, Any], overrides: Mapping[str, Any]):
+    """Set leaf values given by name (flags) inside a nested mapping of ``cls``'s layout."""
+    by_name = {leaf.name: leaf.path for leaf in leaves(cls)}
+    for name, value in overrides.items():
+        if name not in by_name:
+            raise IbvaeError(f"unknown config key {name!r}")
+        *sections, key = by_name[name]
+        node = values
+        for s in sections:
+            node = node.setdefault(s, {})
+            if not isinstance(node, dict):
+                raise IbvaeError(f"config section {s!r} must be a mapping, got {node!r}")
+        node[key] = value
+    return values
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """A YAML mapping from a file; a missing, unreadable or non-mapping file is an error."""
+    path = Path(path)
+    if not path.is_file():
+        raise IbvaeError(f"config file {path} not found; pass an existing YAML with --config")
+    import yaml  # here, not at module level: ``import ibvae`` works without PyYAML (GPU box)
+
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise IbvaeError(f"config file {path} is not valid YAML: {e}".splitlines()[0]) from e
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise IbvaeError(f"config file {path} must hold a mapping of key: value")
+    return loaded
+
+
+def load(
+    cls: type[C],
+    path: str | os.PathLike | None,
+    overrides: Mapping[str, Any] | None = None,
+    complete: bool = False,
+) -> C:
+    """Defaults, then the YAML file (if any), then the overrides (by leaf name)."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        values = read_yaml(path)
+        try:  # the file alone first, so its own mistakes are reported with its name
+            from_dict(cls, values, complete)
+        except IbvaeError as e:
+            raise IbvaeError(f"{path}: {e}") from e
+    apply_overrides(cls, values, overrides or {})
+    return from_dict(cls, values, complete)
+
+
+def save(config: Config, path: str | os.PathLike) -> Path:
+    """Write the fully resolved config as YAML (atomically; reloadable with :func:`load`)."""
     import yaml
 
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    tmp.replace(path)
+    return path
 
 
-def require(condition: bool, message: str) -> None:
-    """Raise :class:`IbvaeError` with ``message`` unless ``condition`` holds (for ``validate``)."""
-    if not condition:
-        raise IbvaeError(message)
+# --------------------------------------------------------------------------- flags
 
 
-def one_of(name: str, value: Any, allowed: typing.Sequence[Any]) -> None:
-    require(value in allowed, f"{name} must be one of {list(allowed)}, got {value!r}")
+def flag_name(leaf: Leaf) -> str:
+    return "--" + leaf.name.replace("_", "-")
+
+
+def _optional(tp: Any) -> Any:
+    def parse(text: str) -> Any:
+        return _EXPLICIT_NONE if text.lower() in ("none", "null") else tp(text)
+
+    parse.__name__ = _type_name(tp)
+    return parse
+
+
+def add_flags(parser: argparse.ArgumentParser, cls: type[Config], title: str | None = None) -> None:
+    """One flag per hyperparameter of ``cls`` (``--latent-dim`` for ``latent_dim``), with its
+    type, choices and help; every flag defaults to "not given" so the config's value stands."""
+    group = parser.add_argument_group(title or f"{cls.__name__} (each overrides the YAML config)")
+    for leaf in leaves(cls):
+        tp, kwargs = leaf.type, {}
+        origin = typing.get_origin(tp)
+        optional = origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
+        if optional:
+            tp = next(a for a in typing.get_args(tp) if a is not type(None))
+            origin = typing.get_origin(tp)
+        if tp is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif origin is Literal:
+            choices = list(typing.get_args(tp))
+            kwargs.update(choices=choices, type=type(choices[0]))
+        elif origin in (list, tuple):
+            kwargs.update(nargs="*", type=typing.get_args(tp)[0])
+        else:
+            kwargs["type"] = _optional(tp) if optional else tp
+        default = leaf.default
+        shown = "none" if default is None else default
+        help_text = f"{leaf.help} [{'.'.join(leaf.path)}; default {shown}]"
+        group.add_argument(
+            flag_name(leaf),
+            *leaf.field.metadata.get("aliases", ()),
+            dest=leaf.name,
+            default=None,
+            help=help_text.replace("%", "%%"),
+            **kwargs,
+        )
+
+
+def flag_overrides(args: argparse.Namespace, cls: type[Config]) -> dict[str, Any]:
+    """The hyperparameters given on the command line, by leaf name (``none`` -> None)."""
+    given = {}
+    for leaf in leaves(cls):
+        value = getattr(args, leaf.name, None)
+        if value is not None:
+            given[leaf.name] = None if value is _EXPLICIT_NONE else value
+    return given

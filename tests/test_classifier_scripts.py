@@ -1,4 +1,5 @@
-"""The three supervised-path scripts end to end on a tiny set, and their user errors."""
+"""The three supervised-path scripts end to end on a tiny set, their generated flags, and
+their user errors."""
 
 import importlib.util
 import json
@@ -6,6 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from ibvae import config as cfg
+from ibvae import runs
+from ibvae.classifier.config import ClassifierConfig, ClutterConfig
+from ibvae.classifier.kl_maps import KLMapOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,9 +29,7 @@ plot = _script("plot_kl_maps")
 
 
 def _entry(module):
-    from ibvae.train import script_entry
-
-    return script_entry(module.main)
+    return runs.script_entry(module.main)
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +56,13 @@ def test_generate_train_and_plot_end_to_end(tiny, tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "test error" in out
-    for name in ("config.yaml", "model.keras", "history.csv", "metrics.json",
-                 "figures/confusion.png"):
+    for name in ("config.yaml", "model.keras", "best_model.keras", "history.csv",
+                 "metrics.json", "figures/confusion.png"):
         assert (run / name).is_file(), name
+    if runs.has_tensorboard():
+        assert any((run / "logs").rglob("*tfevents*"))
+    config = runs.read_run_config(run, ClassifierConfig)
+    assert config.model.width == 0.125 and config.train.data == str(tiny)
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0 <= metrics["test_error"] <= 100 and metrics["n_train"] == 64
     rc = _entry(plot)([str(run), "--n", "2"])
@@ -78,6 +86,11 @@ def test_resume_continues_from_the_backup(tiny, tmp_path, capsys):
     assert [r.split(",")[0] for r in rows[1:]] == ["0", "1"]  # epoch 0 kept, epoch 1 added
     assert "dropout: none" in (run / "config.yaml").read_text()  # the run's own config
     assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 1
+    # what changes the model or the data may not change on resume
+    _one_error_line(capsys, _entry(train)([*base, "--resume", "--width", "0.25"]),
+                    "cannot resume")
+    _one_error_line(capsys, _entry(train)([*base, "--resume", "--config", "x.yaml"]),
+                    "drop --config")
 
 
 @pytest.mark.slow
@@ -93,7 +106,6 @@ def test_binary_run_has_no_kl_maps(tiny, tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, needle",
     [
-        (["--dropout", "gaussian"], "dropout must be one of"),
         (["--width", "0"], "width must be > 0"),
         (["--width", "-0.5"], "width must be > 0"),
         (["--train-size", "1000"], "exceeds the 64 training images"),
@@ -125,7 +137,8 @@ def test_train_mismatched_boxes_and_labels(tiny, tmp_path, capsys):
     [
         (["--canvas", "20"], "canvas must be >= the digit size 28"),
         (["--distractor-size", "30"], "distractor_size must be in [1, 28]"),
-        (["--train", "-1"], "--train must be >= 0"),
+        (["--train", "-1"], "train must be >= 0"),
+        (["--distractors", "-1"], "distractors must be >= 0"),
     ],
 )
 def test_generator_bad_input(tmp_path, capsys, argv, needle):
@@ -135,5 +148,78 @@ def test_generator_bad_input(tmp_path, capsys, argv, needle):
     assert not out.exists()
 
 
+def test_generator_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "c.npz"
+    out.write_bytes(b"keep me")
+    rc = _entry(make)(["--out", str(out), "--train", "4", "--valid", "0", "--test", "4"])
+    _one_error_line(capsys, rc, "already exists")
+    assert out.read_bytes() == b"keep me"
+
+
 def test_plot_bad_run_dir(tmp_path, capsys):
     _one_error_line(capsys, _entry(plot)([str(tmp_path)]), "is not a run directory")
+    _one_error_line(capsys, _entry(plot)([str(tmp_path), "--n", "0"]), "n must be >= 1")
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("model:\n  widht: 0.5\n", "unknown config key(s) ['widht']"),
+        ("model:\n  dropout: gaussian\n", "dropout must be one of"),
+        ("train:\n  lr_drops: [0]\n", "every entry of lr_drops must be >= 1"),
+    ],
+)
+def test_bad_yaml_config(tmp_path, capsys, text, needle):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    rc = _entry(train)(["--config", str(bad), "--out", str(tmp_path / "r")])
+    _one_error_line(capsys, rc, needle)
+    assert not (tmp_path / "r").exists()
+
+
+def test_flag_outside_its_choices_is_refused_by_argparse(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        train.main(["--dropout", "gaussian", "--out", str(tmp_path / "r")])
+    assert e.value.code == 2 and "invalid choice: 'gaussian'" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_shipped_configs_say_what_they_claim():
+    def load(name):
+        return cfg.flat_values(cfg.load(ClassifierConfig, ROOT / "configs" / f"{name}.yaml",
+                                        complete=True))
+
+    authors, cpu, cifar = (load(n) for n in
+                           ("allcnn96_cluttered", "allcnn96_cluttered_cpu", "allcnn32_cifar10"))
+    assert authors == cfg.flat_values(ClassifierConfig())
+    assert {k: cpu[k] for k in ("beta", "width", "max_alpha", "optimizer", "learning_rate",
+                                "lr_drops", "epochs", "batch_size", "train_size", "data")} == {
+        "beta": 0.1, "width": 0.25, "max_alpha": 0.7, "optimizer": "adam", "learning_rate": 0.002,
+        "lr_drops": [5, 7], "epochs": 8, "batch_size": 32, "train_size": 20000,
+        "data": "runs/data/cl64.npz"}
+    assert {k: cifar[k] for k in ("arch", "beta", "max_alpha", "input_keep_prob", "weight_decay",
+                                  "learning_rate", "lr_drops", "epochs", "batch_size")} == {
+        "arch": "allcnn32", "beta": 3.0, "max_alpha": 0.7, "input_keep_prob": 0.8,
+        "weight_decay": 0.001, "learning_rate": 0.05, "lr_drops": [80, 120, 160], "epochs": 200,
+        "batch_size": 100}
+
+
+@pytest.mark.parametrize(
+    "module, cls, extra",
+    [
+        (train, ClassifierConfig, ["--config", "--out", "--resume", "--overwrite", "--lr"]),
+        (make, ClutterConfig, ["--out", "--overwrite"]),
+        (plot, KLMapOptions, []),
+    ],
+)
+def test_every_field_has_a_generated_flag(module, cls, extra, capsys):
+    with pytest.raises(SystemExit) as e:
+        module.main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    flags = [cfg.flag_name(leaf) for leaf in cfg.leaves(cls)]
+    assert len(flags) == len({leaf.path for leaf in cfg.leaves(cls)})
+    for flag in [*flags, *extra]:
+        assert f"{flag} " in text or f"{flag}," in text or f"{flag}\n" in text, flag
+    for leaf in cfg.leaves(cls):  # each flag's help is its field's help
+        assert leaf.help.split(";")[0][:30] in " ".join(text.split()), leaf.name

@@ -3,14 +3,22 @@
 import numpy as np
 import pytest
 
-from ibvae.cluttered import (
-    ClutterSpec,
+from ibvae.classifier.cluttered import (
     clutter,
-    load_classification_npz,
     make_cluttered_mnist,
     save_npz,
+    write_cluttered_mnist,
 )
+from ibvae.classifier.config import ClutterConfig
+from ibvae.classifier.data import Split, as_splits, load_classification_npz
+from ibvae.data import Dataset
 from ibvae.errors import IbvaeError
+
+
+def spec(canvas, distractors, distractor_size, **sizes):
+    return ClutterConfig(
+        canvas=canvas, distractors=distractors, distractor_size=distractor_size, **sizes
+    )
 
 
 def _digits(n=50, seed=0):
@@ -26,7 +34,7 @@ def _digits(n=50, seed=0):
 
 def test_shapes_dtypes_ranges():
     d, y = _digits()
-    x, labels, boxes = clutter(d, y, 30, np.random.default_rng(0), ClutterSpec(48, 6, 8))
+    x, labels, boxes = clutter(d, y, 30, np.random.default_rng(0), spec(48, 6, 8))
     assert x.shape == (30, 48, 48, 1) and x.dtype == np.uint8
     assert labels.shape == (30,) and boxes.shape == (30, 4)
     assert x.max() <= 255 and x.min() == 0
@@ -38,8 +46,8 @@ def test_shapes_dtypes_ranges():
 
 def test_target_pixels_inside_box_and_labels_follow_targets():
     d, y = _digits()
-    spec = ClutterSpec(60, 0, 8)  # no distractors: every lit pixel belongs to the target
-    x, labels, boxes = clutter(d, y, 40, np.random.default_rng(1), spec)
+    config = spec(60, 0, 8)  # no distractors: every lit pixel belongs to the target
+    x, labels, boxes = clutter(d, y, 40, np.random.default_rng(1), config)
     for img, box, lab in zip(x[..., 0], boxes, labels, strict=True):
         t, left, h, w = box
         outside = img.copy()
@@ -52,14 +60,10 @@ def test_target_pixels_inside_box_and_labels_follow_targets():
 
 
 def test_deterministic_by_seed_and_split_independent():
-    a = make_cluttered_mnist(None, {"train": 20, "valid": 5, "test": 10}, seed=3,
-                             spec=ClutterSpec(40, 3, 8))
-    b = make_cluttered_mnist(None, {"train": 20, "valid": 5, "test": 10}, seed=3,
-                             spec=ClutterSpec(40, 3, 8))
-    c = make_cluttered_mnist(None, {"train": 7, "valid": 5, "test": 10}, seed=3,
-                             spec=ClutterSpec(40, 3, 8))
-    d = make_cluttered_mnist(None, {"train": 20, "valid": 5, "test": 10}, seed=4,
-                             spec=ClutterSpec(40, 3, 8))
+    a = make_cluttered_mnist(spec(40, 3, 8, train=20, valid=5, test=10, seed=3))
+    b = make_cluttered_mnist(spec(40, 3, 8, train=20, valid=5, test=10, seed=3))
+    c = make_cluttered_mnist(spec(40, 3, 8, train=7, valid=5, test=10, seed=3))
+    d = make_cluttered_mnist(spec(40, 3, 8, train=20, valid=5, test=10, seed=4))
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
     np.testing.assert_array_equal(a["x_test"], c["x_test"])  # test set ignores --train
@@ -69,27 +73,48 @@ def test_deterministic_by_seed_and_split_independent():
 def test_clipping_matches_float_recipe():
     d, y = _digits(5)
     d[:] = 200  # saturating digits: the sums must clip at 255
-    x, _, _ = clutter(d, y, 10, np.random.default_rng(0), ClutterSpec(30, 8, 8))
+    x, _, _ = clutter(d, y, 10, np.random.default_rng(0), spec(30, 8, 8))
     assert x.max() == 255 and (x[x > 6] >= 200).all()
 
 
 @pytest.mark.parametrize(
-    "spec, msg",
+    "sizes, msg",
     [
-        (ClutterSpec(20, 21, 8), "canvas must be >= the digit size"),
-        (ClutterSpec(96, 21, 29), "distractor_size must be in"),
-        (ClutterSpec(96, -1, 8), "n_distractors must be >= 0"),
+        ((20, 21, 8), "canvas must be >= the digit size 28"),
+        ((96, 21, 29), "distractor_size must be in"),
+        ((96, -1, 8), "distractors must be >= 0"),
     ],
 )
-def test_bad_spec(spec, msg):
+def test_bad_spec(sizes, msg):
     d, y = _digits(5)
     with pytest.raises(IbvaeError, match=msg):
-        clutter(d, y, 3, np.random.default_rng(0), spec)
+        clutter(d, y, 3, np.random.default_rng(0), spec(*sizes))
+
+
+def test_sizes_are_checked_against_the_actual_digits():
+    d, y = np.zeros((4, 16, 16), np.uint8), np.arange(4)  # 16x16 "digits"
+    x, _, boxes = clutter(d, y, 2, np.random.default_rng(0), spec(20, 1, 8))
+    assert x.shape == (2, 20, 20, 1) and (boxes[:, 2:] == 16).all()
+    with pytest.raises(IbvaeError, match="distractor_size must be in \\[1, 16\\]"):
+        clutter(d, y, 2, np.random.default_rng(0), spec(20, 1, 17))
+
+
+def test_write_checks_the_output_before_generating(tmp_path):
+    config = spec(32, 2, 8, train=4, valid=0, test=4)
+    path = write_cluttered_mnist(config, tmp_path / "c.npz")
+    with np.load(path) as f:
+        assert f["x_train"].shape == (4, 32, 32, 1) and "x_valid" not in f
+    with pytest.raises(IbvaeError, match="already exists"):
+        write_cluttered_mnist(config, path)
+    with pytest.raises(IbvaeError, match="must end in .npz"):
+        write_cluttered_mnist(config, tmp_path / "c.npy")
+    with pytest.raises(IbvaeError, match="canvas must be >= the digit size 28"):
+        write_cluttered_mnist(spec(20, 2, 8), tmp_path / "d.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]
 
 
 def test_save_and_load_roundtrip(tmp_path):
-    arrays = make_cluttered_mnist(None, {"train": 8, "valid": 4, "test": 6}, seed=0,
-                                  spec=ClutterSpec(32, 2, 8))
+    arrays = make_cluttered_mnist(spec(32, 2, 8, train=8, valid=4, test=6))
     path = save_npz(arrays, tmp_path / "c.npz")
     splits = load_classification_npz(path)
     assert set(splits) == {"train", "valid", "test"}
@@ -108,9 +133,45 @@ def test_save_and_load_roundtrip(tmp_path):
     ],
 )
 def test_mismatched_user_npz(tmp_path, change, msg):
-    arrays = make_cluttered_mnist(None, {"train": 8, "valid": 0, "test": 6}, seed=0,
-                                  spec=ClutterSpec(32, 2, 8))
+    arrays = make_cluttered_mnist(spec(32, 2, 8, train=8, valid=0, test=6))
     change(arrays)
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(IbvaeError, match=msg):
         load_classification_npz(tmp_path / "bad.npz")
+
+
+def test_in_memory_forms_give_the_same_checked_splits(tmp_path):
+    arrays = make_cluttered_mnist(spec(32, 2, 8, train=8, valid=4, test=6))
+    path = save_npz(arrays, tmp_path / "c.npz")
+    a = {s: (arrays[f"x_{s}"], arrays[f"y_{s}"], arrays[f"boxes_{s}"]) for s in ("train", "test")}
+    forms = [
+        str(path),
+        (a["train"], a["test"]),
+        {"train": Split(arrays["x_train"] / 255.0, arrays["y_train"]), "test": a["test"]},
+        Dataset(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], "mem"),
+    ]
+    for form in forms:
+        splits = as_splits(form)
+        assert splits["train"].x.dtype == np.float32 and splits["train"].x.shape == (8, 32, 32, 1)
+        np.testing.assert_allclose(splits["test"].x * 255, arrays["x_test"], atol=1e-3)
+        np.testing.assert_array_equal(splits["test"].y, arrays["y_test"])
+    assert as_splits(forms[1])["test"].boxes is not None
+
+
+@pytest.mark.parametrize(
+    "data, msg",
+    [
+        ({"train": (np.zeros((4, 8, 8)), np.arange(4))}, "no test split"),
+        ({"train": (np.zeros((4, 8, 8)), np.arange(4)), "test": (np.zeros((2, 9, 9)), [0, 1])},
+         "different image shapes"),
+        ({"train": (np.zeros((4, 8, 8)), -np.arange(4)), "test": (np.zeros((2, 8, 8)), [0, 1])},
+         "negative labels"),
+        ({"train": (np.zeros((4, 8, 8)), np.arange(4)), "test": (np.zeros((2, 8, 8)), [0, 1]),
+          "extra": (np.zeros((2, 8, 8)), [0, 1])}, "unknown split"),
+        ((np.zeros((4, 8, 8)), np.zeros((2, 8, 8))), "must be a Split or"),
+        (np.zeros((4, 8, 8)), "data must be"),
+    ],
+)
+def test_bad_in_memory_data(data, msg):
+    with pytest.raises(IbvaeError, match=msg):
+        as_splits(data)

@@ -128,3 +128,27 @@ def test_the_keras_cache_comes_before_the_fallback(tmp_path, monkeypatch):
     assert ds.source.startswith("Keras cache") and ds.notice is None and len(ds.x_train) == 5
     explicit = save(tmp_path / "mine.npz", x_train=x[:3], x_test=x[:1])
     assert len(d.load_dataset("mnist", str(explicit)).x_train) == 3  # an explicit path wins
+
+
+def test_in_memory_arrays_get_the_same_checks_as_a_file():
+    x = np.random.default_rng(0).integers(0, 256, (6, 5, 5), dtype=np.uint8)
+    ds = d.as_dataset((x, x[:2]))
+    assert ds.x_train.shape == (6, 5, 5, 1) and ds.y_train is None and "in-memory" in ds.source
+    labelled = d.as_dataset(((x, np.arange(6)), (x[:2], np.arange(2))))
+    assert labelled.y_test.tolist() == [0, 1]
+    assert d.as_dataset(labelled) is labelled
+    with pytest.raises(IbvaeError, match="data must be"):
+        d.as_dataset(x)
+    with pytest.raises(IbvaeError, match="data must be"):
+        d.as_dataset(((x, np.arange(6)), x))
+    with pytest.raises(IbvaeError, match="2 labels for 6 images"):
+        d.as_dataset(((x, np.arange(2)), (x, np.arange(6))))
+
+
+def test_split_validation_is_seeded_and_disjoint():
+    x = np.arange(20, dtype=np.float32).reshape(20, 1, 1, 1)
+    train, y, val = d.split_validation(x, np.arange(20), 0.25, seed=3)
+    assert len(train) == 15 and len(val) == 5 and len(y) == 15
+    assert set(train.ravel()) | set(val.ravel()) == set(range(20))
+    np.testing.assert_array_equal(val, d.split_validation(x, None, 0.25, seed=3)[2])
+    assert d.split_validation(x, None, 0.0, seed=3)[2] is None

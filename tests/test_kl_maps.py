@@ -3,9 +3,19 @@
 import numpy as np
 import pytest
 
-from ibvae.classifier import ClassifierConfig, build_classifier
+from ibvae.classifier.config import ClassifierModelConfig
+from ibvae.classifier.data import Split
+from ibvae.classifier.kl_maps import (
+    KLMapOptions,
+    border_ratios,
+    box_masks,
+    kl_maps,
+    kl_statistics,
+    lift_per_image,
+    write_kl_maps,
+)
+from ibvae.classifier.models import build_classifier
 from ibvae.errors import IbvaeError
-from ibvae.kl_maps import border_ratios, box_masks, kl_maps, kl_statistics, lift_per_image
 
 
 def test_box_masks_map_boxes_to_each_resolution():
@@ -46,7 +56,7 @@ def test_bad_shapes():
 
 
 def test_kl_maps_of_a_model_and_statistics():
-    model = build_classifier(ClassifierConfig(width=0.125), (32, 32, 1), 100)
+    model = build_classifier(ClassifierModelConfig(width=0.125), (32, 32, 1), 100)
     x = np.random.default_rng(0).random((5, 32, 32, 1), dtype=np.float32)
     maps = kl_maps(model, x, batch_size=2)
     assert [m.shape for m in maps] == [(5, 16, 16), (5, 8, 8), (5, 4, 4), (5, 2, 2)]
@@ -58,7 +68,7 @@ def test_kl_maps_of_a_model_and_statistics():
 
 
 def test_no_information_pools_is_a_user_error():
-    model = build_classifier(ClassifierConfig(width=0.125, dropout="binary"), (32, 32, 1), 10)
+    model = build_classifier(ClassifierModelConfig(width=0.125, dropout="binary"), (32, 32, 1), 10)
     with pytest.raises(IbvaeError, match="no information pools"):
         kl_maps(model, np.zeros((1, 32, 32, 1), np.float32))
 
@@ -70,3 +80,23 @@ def test_border_ratios_find_a_bright_bottom_row():
     top, bottom, left, right = border_ratios(maps)
     assert bottom == pytest.approx(3.0) and top == pytest.approx(5 / 6)  # interior mean is 1
     assert left == pytest.approx(7 / 6) and right == pytest.approx(8 / 6)
+
+
+def test_write_kl_maps_figure_and_metrics(tmp_path):
+    model = build_classifier(ClassifierModelConfig(width=0.125), (32, 32, 1), 100)
+    rng = np.random.default_rng(1)
+    test = Split(rng.random((3, 32, 32, 1), dtype=np.float32), np.arange(3),
+                 np.tile([[2, 2, 28, 28]], (3, 1)))
+    r = write_kl_maps(model, test, tmp_path, n=5)  # n beyond the split: all 3 images
+    assert (tmp_path / "figures" / "kl_maps.png").is_file() and r["kl_map_shapes"][0] == [16, 16]
+    with pytest.raises(IbvaeError, match="no boxes_test"):
+        write_kl_maps(model, Split(test.x, test.y), tmp_path)
+
+
+@pytest.mark.parametrize(
+    "kwargs, msg",
+    [(dict(n=0), "n must be >= 1"), (dict(batch_size=0), "batch_size must be >= 1")],
+)
+def test_bad_kl_map_options(kwargs, msg):
+    with pytest.raises(IbvaeError, match=msg):
+        KLMapOptions(**kwargs)

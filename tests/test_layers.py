@@ -1,5 +1,7 @@
-"""Behaviour of the noise layers on the active backend (CI runs this file under TensorFlow
-and JAX): noise statistics, inference, seeding, gradients, serialization, bad input."""
+"""Behaviour of the layers on the active backend (CI runs this file under TensorFlow and JAX;
+it also runs under torch where a user has it): noise statistics, inference, seeding,
+gradients, Keras' layer-test habits (symbolic vs eager shapes, dtypes, config round trip,
+mixed precision), serialization, bad input."""
 
 import keras
 import numpy as np
@@ -7,7 +9,15 @@ import pytest
 from keras import ops
 
 import ibvae
-from ibvae import GaussianSampler, InformationConv2D, InformationDense, InformationDropout
+from ibvae import (
+    ConvBNReLU,
+    GaussianSampler,
+    InformationConv2D,
+    InformationDense,
+    InformationDropout,
+    InformationPoolBN,
+    PaddedConv2D,
+)
 
 rng = np.random.default_rng(1)
 
@@ -89,6 +99,11 @@ def _gradients(fn, *args):
             tape.watch(args)
             y = fn(*args)
         return tape.gradient(y, args)
+    if backend == "torch":
+        import torch
+
+        args = [torch.tensor(np.asarray(a), requires_grad=True) for a in args]
+        return torch.autograd.grad(fn(*args), args)
     raise NotImplementedError(backend)
 
 
@@ -220,3 +235,89 @@ def test_mismatched_shapes_raise_value_error():
         layer([np.ones((4, 3), "float32"), np.ones((4, 5), "float32")])
     with pytest.raises(ValueError, match="mean and log_var"):
         GaussianSampler()([np.ones((2, 3), "float32"), np.ones((2, 4), "float32")])
+
+
+# --------------------------------------------------------------------------- Keras' habits
+
+
+def layer_cases():
+    """(layer factory, input shapes) for every layer; a list of shapes means a list input."""
+    return [
+        (lambda: InformationDropout(seed=1), [(3, 5), (3, 5)]),
+        (lambda: InformationDropout(prior="log_normal", seed=1), [(3, 2, 4), (3, 2, 4)]),
+        (lambda: GaussianSampler(seed=1), [(3, 5), (3, 5)]),
+        (lambda: InformationDense(6, prior="log_normal", seed=1), (3, 5)),
+        (lambda: InformationConv2D(4, 3, strides=2, padding="symmetric", seed=1), (2, 10, 10, 3)),
+        (lambda: InformationConv2D(4, 3, strides=2, padding="valid", seed=1), (2, 9, 9, 3)),
+        (lambda: InformationPoolBN(4, padding="same", seed=1), (2, 8, 8, 3)),
+        (lambda: ConvBNReLU(4, 3, strides=2, padding="symmetric"), (2, 8, 8, 3)),
+        (lambda: PaddedConv2D(4, 3, strides=2, padding="symmetric"), (2, 8, 8, 3)),
+    ]
+
+
+def make_inputs(shapes, dtype="float32"):
+    if isinstance(shapes, list):
+        return [rng.uniform(0.1, 2.0, size=s).astype(dtype) for s in shapes]
+    return rng.uniform(0.1, 2.0, size=shapes).astype(dtype)
+
+
+def symbolic(shapes):
+    if isinstance(shapes, list):
+        return [keras.Input(batch_shape=(None, *s[1:])) for s in shapes]
+    return keras.Input(batch_shape=(None, *shapes[1:]))
+
+
+@pytest.mark.parametrize("case", range(len(layer_cases())))
+def test_symbolic_and_eager_shapes_agree_and_config_round_trips(case):
+    make, shapes = layer_cases()[case]
+    layer = make()
+    eager = [np_(layer(make_inputs(shapes), training=t)) for t in (True, False)]
+    sym = make()(symbolic(shapes))
+    for out in eager:
+        assert out.shape[1:] == tuple(sym.shape[1:]) and out.dtype == np.float32
+    assert tuple(layer.compute_output_shape(
+        [(None, *s[1:]) for s in shapes] if isinstance(shapes, list) else (None, *shapes[1:])
+    ))[1:] == eager[0].shape[1:]
+    config = layer.get_config()
+    again = type(layer).from_config(config)
+    assert again.get_config() == config
+
+
+@pytest.mark.parametrize("case", range(len(layer_cases())))
+def test_mixed_precision_keeps_the_compute_dtype_in_training_and_inference(case):
+    make, shapes = layer_cases()[case]
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        layer = make()
+        x = make_inputs(shapes)
+        for training in (True, False):
+            assert keras.backend.standardize_dtype(layer(x, training=training).dtype) == "float16"
+        kl = getattr(layer, "kl", None)
+        if kl is not None:  # the KL is a loss term: computed in float32
+            out = kl(*x) if isinstance(x, list) else kl(x)
+            assert keras.backend.standardize_dtype(out.dtype) == "float32"
+            assert np.all(np.isfinite(np_(out)))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_kl_of_a_layer_that_was_never_called_builds_it():
+    a = rng.uniform(0.5, 2.0, size=(4, 3)).astype("float32")
+    b = rng.normal(size=(4, 3)).astype("float32")
+    layer = InformationDropout(prior="log_normal")
+    kl = np_(layer.kl(a, b))  # the prior's mu and sigma are created on the way
+    assert kl.shape == (4, 3) and layer.built and np.all(kl >= 0)
+    pool = InformationConv2D(2, prior="log_normal")
+    assert np_(pool.kl(rng.uniform(size=(1, 6, 6, 1)).astype("float32"))).shape == (1, 6, 6, 2)
+
+
+def test_symmetric_padding_pads_every_side_then_convolves_valid():
+    x = rng.normal(size=(1, 8, 8, 2)).astype("float32")
+    conv = PaddedConv2D(3, 3, strides=2, padding="symmetric", use_bias=False)
+    out = np_(conv(x))
+    valid = keras.layers.Conv2D(3, 3, strides=2, padding="valid", use_bias=False)
+    valid.build((1, 10, 10, 2))
+    valid.set_weights(conv.get_weights())
+    expected = np_(valid(np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)])))
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    assert out.shape == (1, 4, 4, 3)

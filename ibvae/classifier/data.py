@@ -1,0 +1,172 @@
+"""Classification data as checked splits: ``train``, ``test`` and an optional ``valid``, each
+float32 NHWC images in [0, 1], int64 labels and optional digit boxes ``(top, left, height,
+width)`` (what the KL-map lift needs).
+
+From a file: :func:`load_classification_npz` (Cluttered MNIST from
+:mod:`ibvae.classifier.cluttered`, or your own CIFAR-10 ``.npz``). From memory:
+:func:`as_splits`. A run's splits: :func:`classification_splits` (either, then ``train_size``).
+Arrays get the same checks as a file, and every error names where the data came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ibvae.classifier.config import ClassifierTrainConfig
+from ibvae.data import Dataset, as_images, as_labels, read_npz
+from ibvae.errors import IbvaeError, require
+
+SPLITS = ("train", "valid", "test")
+DATA_FORMS = (
+    "data must be a .npz path, ((x_train, y_train), (x_test, y_test)), a mapping "
+    "{'train': ..., 'test': ..., ['valid': ...]} of Split or (x, y[, boxes]), or a labelled "
+    "ibvae.data.Dataset"
+)
+
+
+@dataclasses.dataclass
+class Split:
+    """One split of a classification set: float32 NHWC images in [0, 1], labels, optional boxes."""
+
+    x: np.ndarray
+    y: np.ndarray
+    boxes: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def head(self, n: int | None) -> Split:
+        """The first ``n`` examples (all of them for ``None``)."""
+        if n is None:
+            return self
+        b = None if self.boxes is None else self.boxes[:n]
+        return Split(self.x[:n], self.y[:n], b)
+
+
+def _check_boxes(origin: str, name: str, boxes: Any, x: np.ndarray) -> np.ndarray:
+    boxes = np.asarray(boxes)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise IbvaeError(
+            f"{origin}: {name} must have shape (N, 4) rows (top, left, height, width), got "
+            f"{boxes.shape}"
+        )
+    if len(boxes) != len(x):
+        raise IbvaeError(f"{origin}: {name} has {len(boxes)} boxes for {len(x)} images")
+    if not np.issubdtype(boxes.dtype, np.integer):
+        raise IbvaeError(f"{origin}: {name} must hold integer pixel coordinates")
+    top, left, h, w = boxes.T
+    H, W = x.shape[1:3]
+    if (top < 0).any() or (left < 0).any() or (h < 1).any() or (w < 1).any() or (
+        (top + h > H).any() or (left + w > W).any()
+    ):
+        raise IbvaeError(f"{origin}: {name} has boxes outside the {H}x{W} images")
+    return boxes.astype(np.int64)
+
+
+def make_split(split: str, x: Any, y: Any, boxes: Any, origin: str) -> Split:
+    """A checked :class:`Split` named ``split`` (for the messages) from raw arrays."""
+    x = as_images(f"x_{split}", x, origin)
+    require(y is not None, f"{origin}: x_{split} has no labels y_{split}")
+    y = as_labels(f"y_{split}", y, len(x), origin)
+    require(y.min() >= 0, f"{origin}: y_{split} has negative labels")
+    if boxes is not None:
+        boxes = _check_boxes(origin, f"boxes_{split}", boxes, x)
+    return Split(x, y, boxes)
+
+
+def check_splits(splits: dict[str, Split], origin: str) -> dict[str, Split]:
+    """Known split names, and one image shape for all of them."""
+    unknown = sorted(set(splits) - set(SPLITS))
+    require(not unknown, f"{origin}: unknown split(s) {unknown}; splits are {list(SPLITS)}")
+    shapes = {s.x.shape[1:] for s in splits.values()}
+    require(len(shapes) <= 1, f"{origin}: splits have different image shapes {sorted(shapes)}")
+    return splits
+
+
+def load_classification_npz(
+    path: str | os.PathLike, splits: tuple[str, ...] = SPLITS
+) -> dict[str, Split]:
+    """A classification ``.npz`` (Cluttered MNIST from
+    :func:`~ibvae.classifier.cluttered.make_cluttered_mnist`, or a user's CIFAR-10):
+    ``x_train``, ``y_train``, ``x_test``, ``y_test`` are required (of those in ``splits``); a
+    valid split and ``boxes_*`` are optional, but when present must match their images."""
+    required = tuple(f"{k}_{s}" for s in ("train", "test") for k in ("x", "y") if s in splits)
+    arrays = read_npz(path, required)
+    origin = str(path)
+    out = {
+        s: make_split(s, arrays[f"x_{s}"], arrays.get(f"y_{s}"), arrays.get(f"boxes_{s}"), origin)
+        for s in splits
+        if f"x_{s}" in arrays
+    }
+    return check_splits(out, origin)
+
+
+def _split_from(split: str, value: Any, origin: str) -> Split:
+    if isinstance(value, Split):
+        return make_split(split, value.x, value.y, value.boxes, origin)
+    if isinstance(value, list | tuple) and len(value) in (2, 3):
+        x, y, *boxes = value
+        return make_split(split, x, y, boxes[0] if boxes else None, origin)
+    raise IbvaeError(f"{origin}: split {split!r} must be a Split or (x, y[, boxes]); {DATA_FORMS}")
+
+
+def as_splits(data: Any, origin: str = "arrays") -> dict[str, Split]:
+    """Checked splits from what a Python user has:
+
+    * a path to a classification ``.npz`` (:func:`load_classification_npz`);
+    * Keras' ``((x_train, y_train), (x_test, y_test))`` (each pair may add its boxes);
+    * a mapping ``{"train": ..., "test": ..., "valid": ...}`` (``valid`` optional) whose values
+      are :class:`Split` or ``(x, y[, boxes])``;
+    * a labelled :class:`ibvae.data.Dataset`.
+
+    Images are (N, H, W[, C]) uint8 or floats in [0, 1]; labels non-negative integers.
+    """
+    if isinstance(data, str | os.PathLike):
+        return load_classification_npz(data)
+    if isinstance(data, Dataset):
+        data = {"train": (data.x_train, data.y_train), "test": (data.x_test, data.y_test)}
+    elif isinstance(data, list | tuple) and len(data) == 2:
+        data = {"train": data[0], "test": data[1]}
+    if not isinstance(data, Mapping):
+        raise IbvaeError(DATA_FORMS)
+    missing = [s for s in ("train", "test") if s not in data]
+    require(not missing, f"{origin}: no {' or '.join(missing)} split; {DATA_FORMS}")
+    splits = {s: _split_from(s, v, origin) for s, v in data.items()}
+    return check_splits(splits, origin)
+
+
+def data_origin(data: Any) -> str:
+    """How errors and metrics name ``data``: its path, or ``arrays``."""
+    return str(data) if isinstance(data, str | os.PathLike) else "arrays"
+
+
+def classification_splits(train: ClassifierTrainConfig, data: Any = None) -> dict[str, Split]:
+    """A run's splits: ``data`` (see :func:`as_splits`), or with ``None`` the file
+    ``train.data``; the training split cut to ``train.train_size``."""
+    if data is None:
+        require(
+            train.data is not None,
+            "no data: pass --data FILE.npz (e.g. from scripts/make_cluttered_mnist.py), or "
+            "data=... from Python",
+        )
+        data = train.data
+    origin = data_origin(data)
+    splits = as_splits(data, origin)
+    if train.train_size is not None:
+        require(
+            train.train_size <= len(splits["train"]),
+            f"train_size {train.train_size} exceeds the {len(splits['train'])} training images "
+            f"in {origin}",
+        )
+        splits["train"] = splits["train"].head(train.train_size)
+    return splits
+
+
+def num_classes(splits: dict[str, Split]) -> int:
+    """Classes of a run: at least 10, else one more than the largest label."""
+    return max(10, int(max(s.y.max() for s in splits.values())) + 1)

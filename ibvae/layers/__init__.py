@@ -1,0 +1,24 @@
+"""Keras 3 layers of Information Dropout: the noise layers (:mod:`.noise`), the padded
+convolutions (:mod:`.conv`) and the pools built from them (:mod:`.pools`)."""
+
+from ibvae.layers.conv import PADDINGS, ConvBNReLU, PaddedConv2D
+from ibvae.layers.noise import GaussianSampler, InformationDropout, KLNoiseLayer
+from ibvae.layers.pools import (
+    InformationConv2D,
+    InformationDense,
+    InformationPool,
+    InformationPoolBN,
+)
+
+__all__ = [
+    "PADDINGS",
+    "ConvBNReLU",
+    "GaussianSampler",
+    "InformationConv2D",
+    "InformationDense",
+    "InformationDropout",
+    "InformationPool",
+    "InformationPoolBN",
+    "KLNoiseLayer",
+    "PaddedConv2D",
+]

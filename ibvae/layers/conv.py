@@ -1,0 +1,137 @@
+"""Convolutions the pools and the All-CNN are built from: one padded convolution (the one
+place the symmetric padding lives) and the authors' ``conv -> BatchNorm -> ReLU`` block.
+
+``padding="symmetric"`` pads ``(kernel_size - 1) // 2`` zeros on every side, then runs a valid
+convolution (same output size as ``"same"`` for odd kernels). With stride 2 on an even input,
+Keras' ``"same"`` pads only the bottom and right, which shows up as a bright last row and
+column in KL heatmaps. ``"symmetric"`` does not remove that border effect: the extra
+bottom/right row is never read, so it moves the padded border to the top/left. Only
+``"valid"`` has no output that reads padding (at the price of a smaller map).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from ibvae.errors import one_of
+
+PADDINGS = ("same", "valid", "symmetric")
+
+
+@keras.saving.register_keras_serializable(package="ibvae")
+class PaddedConv2D(keras.layers.Conv2D):
+    """``keras.layers.Conv2D`` with a third padding mode, ``"symmetric"`` (see the module
+    docstring); ``"same"`` and ``"valid"`` are Keras' own. Integer kernel size and stride."""
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int = 3,
+        strides: int = 1,
+        padding: str = "same",
+        **kwargs: Any,
+    ) -> None:
+        self.padding_mode = one_of("padding", padding, PADDINGS)
+        kernel_size = int(kernel_size if not isinstance(kernel_size, list | tuple) else kernel_size[0])
+        strides = int(strides if not isinstance(strides, list | tuple) else strides[0])
+        super().__init__(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding="valid" if padding == "symmetric" else padding,
+            **kwargs,
+        )
+        self.pad = (kernel_size - 1) // 2 if padding == "symmetric" else 0
+
+    def padded(self, inputs):
+        if not self.pad:
+            return inputs
+        p = self.pad
+        return ops.pad(inputs, [[0, 0], [p, p], [p, p], [0, 0]])
+
+    def padded_shape(self, input_shape):
+        if not self.pad:
+            return tuple(input_shape)
+        n, h, w, c = input_shape
+        grow = lambda s: None if s is None else s + 2 * self.pad  # noqa: E731
+        return (n, grow(h), grow(w), c)
+
+    def build(self, input_shape) -> None:
+        super().build(self.padded_shape(input_shape))
+
+    def compute_output_shape(self, input_shape):
+        return super().compute_output_shape(self.padded_shape(input_shape))
+
+    def call(self, inputs):
+        return super().call(self.padded(inputs))
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["padding"] = self.padding_mode
+        return config
+
+
+@keras.saving.register_keras_serializable(package="ibvae")
+class ConvBNReLU(keras.layers.Layer):
+    """``conv (no bias) -> BatchNorm -> ReLU``, the authors' ``conv`` with ``normalizer_fn``.
+
+    ``moments_hook``: while :func:`ibvae.classifier.batchnorm.recalibrate_batchnorm` traces a
+    pass, each call reports ``(self, batch mean, batch variance)`` of the BN input through it.
+    """
+
+    # A function, not a list, so Keras' state tracking leaves it alone.
+    moments_hook = None
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int = 3,
+        strides: int = 1,
+        padding: str = "same",
+        weight_decay: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.filters, self.kernel_size, self.strides = int(filters), int(kernel_size), int(strides)
+        self.padding = one_of("padding", padding, PADDINGS)
+        self.weight_decay = float(weight_decay)
+        # tf.nn.l2_loss is sum(w^2) / 2, so the authors' ``wd * l2_loss`` is L2(wd / 2).
+        reg = keras.regularizers.L2(self.weight_decay / 2) if self.weight_decay else None
+        self.conv = PaddedConv2D(
+            self.filters,
+            self.kernel_size,
+            strides=self.strides,
+            padding=padding,
+            use_bias=False,
+            kernel_regularizer=reg,
+            name="conv",
+        )
+        self.bn = keras.layers.BatchNormalization(name="bn")
+
+    def build(self, input_shape) -> None:
+        self.conv.build(input_shape)
+        self.bn.build(self.conv.compute_output_shape(input_shape))
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return self.conv.compute_output_shape(input_shape)
+
+    def call(self, x, training=None):
+        h = self.conv(x)
+        if self.moments_hook is not None:
+            self.moments_hook(self, ops.mean(h, axis=(0, 1, 2)), ops.var(h, axis=(0, 1, 2)))
+        return ops.relu(self.bn(h, training=training))
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            weight_decay=self.weight_decay,
+        )
+        return config

@@ -1,0 +1,353 @@
+"""The VAE: any encoder -> a latent noise layer -> any decoder, with the ELBO terms tracked
+as metrics, and what one needs to use a trained model (encode, decode, sample the prior).
+
+Three latents (``latent=``):
+
+* ``information_dropout``: ReLU of the encoder's first head are the features ``f``, its
+  second head the alpha logits; :class:`~ibvae.layers.InformationDropout` with the
+  log-uniform prior. Its KL depends only on alpha (``-log(alpha / alpha_top)``) and the prior
+  is improper, so the "ELBO" is **not** a bound on ``-log p(x)`` (:data:`LOG_UNIFORM_NOTE`).
+* ``information_dropout_lognormal``: softplus features, log-normal prior
+  ``log z ~ N(mu, sigma^2)`` with learned scalars ``mu, sigma``: a proper prior, a real ELBO.
+* ``gaussian``: the standard VAE (mean, log-variance, ``N(0, I)`` prior).
+
+Loss per example: reconstruction NLL (Bernoulli logits, summed over pixels) + ``beta`` * KL
+(summed over units), in nats. The latent layer runs with ``kl_weight=0``: the model computes
+the KL itself (``latent_layer.kl``) so that one ``compute_loss`` / ``compute_metrics`` pair
+works on every backend.
+
+Targets: ``binarized`` draws a fresh binarization of every training batch (dynamic
+binarization; a binary image is unchanged by it, so a test set binarized once with
+:func:`ibvae.data.binarize_fixed` is evaluated deterministically); ``continuous`` scores the
+grey levels in [0, 1] with the same Bernoulli cross-entropy, a common training loss but not a
+normalised density, so its "NLL" is not a likelihood.
+
+The prior-space view used by evaluation and sampling: ``u = z`` for the Gaussian latent,
+``u = log z ~ N(log max(f, 1e-4), alpha^2)`` for Information Dropout.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from ibvae import config as cfg
+from ibvae import kl as klf
+from ibvae.data import binarize_fixed
+from ibvae.errors import IbvaeError
+from ibvae.layers import GaussianSampler, InformationDropout
+from ibvae.vae.config import VAEModelConfig
+from ibvae.vae.nets import build_decoder, build_encoder
+
+LOG_UNIFORM_NOTE = (
+    "the log-uniform prior is improper and its KL (-log(alpha/alpha_top)) ignores the size of "
+    "the code f, so this 'ELBO' is defined only up to a constant and is not a bound on "
+    "-log p(x): do not compare it with the ELBO / NLL of other latents"
+)
+IMPROPER_PRIOR = (
+    "the log-uniform prior is improper and cannot be sampled; sample the aggregate posterior "
+    "instead (ibvae.vae.sampling.AggregatePosterior, or scripts/sample_vae.py --source "
+    "aggregate)"
+)
+# The model config's fields that are the VAE's own arguments (the rest build the networks).
+VAE_OPTIONS = ("latent", "beta", "targets", "max_alpha", "min_alpha")
+
+
+def reconstruction_nll(target, logits):
+    """Bernoulli NLL with logits, summed over every non-batch axis: nats per example."""
+    per_pixel = ops.softplus(logits) - target * logits
+    return ops.sum(ops.reshape(per_pixel, (ops.shape(per_pixel)[0], -1)), axis=-1)
+
+
+def _np(x) -> np.ndarray:
+    return np.asarray(ops.convert_to_numpy(x), dtype=np.float64)
+
+
+def _shape(tensor: Any) -> tuple:
+    return tuple(tensor.shape[1:])
+
+
+def _check_networks(encoder: Any, decoder: Any) -> tuple[tuple, tuple]:
+    """``(image_shape, latent_shape)`` of a compatible encoder / decoder pair."""
+    for name, net in (("encoder", encoder), ("decoder", decoder)):
+        if not isinstance(net, keras.Model) or not getattr(net, "inputs", None):
+            raise IbvaeError(
+                f"{name} must be a functional keras.Model (built from keras.Input) so that its "
+                f"shapes are known, got {type(net).__name__}"
+            )
+    if len(encoder.inputs) != 1 or len(encoder.outputs) != 2:
+        raise IbvaeError(
+            "encoder must map one image input to two tensors [a, b] of the latent shape, got "
+            f"{len(encoder.inputs)} input(s) and {len(encoder.outputs)} output(s)"
+        )
+    image_shape, (a, b) = _shape(encoder.inputs[0]), encoder.outputs
+    if _shape(a) != _shape(b) or None in _shape(a) or None in image_shape:
+        raise IbvaeError(
+            f"encoder outputs must have one fixed shape, got {_shape(a)} and {_shape(b)} "
+            f"(input {image_shape})"
+        )
+    if len(decoder.inputs) != 1 or len(decoder.outputs) != 1:
+        raise IbvaeError("decoder must map one latent code to one image-shaped tensor")
+    if _shape(decoder.inputs[0]) != _shape(a):
+        raise IbvaeError(
+            f"decoder input shape {_shape(decoder.inputs[0])} must be the encoder's output "
+            f"shape {_shape(a)}"
+        )
+    if _shape(decoder.outputs[0]) != image_shape:
+        raise IbvaeError(
+            f"decoder output shape {_shape(decoder.outputs[0])} must be the image shape "
+            f"{image_shape}"
+        )
+    return image_shape, _shape(a)
+
+
+@keras.saving.register_keras_serializable(package="ibvae")
+class VAE(keras.Model):
+    """``encoder -> latent layer -> decoder``; ``call`` returns ``{"logits", "target", "kl"}``.
+
+    Args:
+        encoder: functional ``keras.Model``, images -> ``[a, b]`` of the latent shape (see
+            :mod:`ibvae.vae.nets`); ``a`` is activated here (ReLU / softplus) for
+            Information Dropout.
+        decoder: functional ``keras.Model``, code -> image-shaped Bernoulli logits.
+        latent, beta, targets, max_alpha, min_alpha: as :class:`~ibvae.vae.config.VAEModelConfig`
+            (the same checks apply).
+        seed: seed of the latent noise and of the dynamic binarization.
+
+    ``compute_metrics`` tracks ``reconstruction``, ``kl`` and ``neg_elbo`` (the negative ELBO
+    at beta = 1) in nats per example, for training and validation alike.
+    """
+
+    def __init__(
+        self,
+        encoder: keras.Model,
+        decoder: keras.Model,
+        latent: str = "information_dropout",
+        beta: float = 1.0,
+        targets: str = "binarized",
+        max_alpha: float = 0.7,
+        min_alpha: float = 0.001,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.hyperparameters = cfg.check_values(
+            VAEModelConfig,
+            latent=latent,
+            beta=beta,
+            targets=targets,
+            max_alpha=max_alpha,
+            min_alpha=min_alpha,
+        )
+        self.latent, self.beta, self.targets = latent, float(beta), targets
+        self.seed = seed
+        self.image_shape, self.latent_shape = _check_networks(encoder, decoder)
+        self.encoder, self.decoder = encoder, decoder
+        latent_seed = None if seed is None else int(seed) + 1
+        if latent == "gaussian":
+            self.latent_layer = GaussianSampler(kl_weight=0.0, seed=latent_seed, name="latent")
+        else:
+            self.latent_layer = InformationDropout(
+                prior="log_uniform" if latent == "information_dropout" else "log_normal",
+                max_alpha=max_alpha,
+                min_alpha=min_alpha,
+                kl_weight=0.0,
+                seed=latent_seed,
+                name="latent",
+            )
+        # Build now so every variable exists before fit, save or load.
+        self.latent_layer.build([(None, *self.latent_shape)] * 2)
+        self.binarize_seed = keras.random.SeedGenerator(seed)
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.neg_elbo_tracker = keras.metrics.Mean(name="neg_elbo")
+        self.built = True
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def latent_dim(self) -> int:
+        """Number of latent units (the product of the latent shape)."""
+        return int(np.prod(self.latent_shape))
+
+    @property
+    def multiplicative(self) -> bool:
+        """True for the Information Dropout latents (codes ``z >= 0``, prior in log space)."""
+        return self.latent != "gaussian"
+
+    @property
+    def elbo_is_bound(self) -> bool:
+        """Only proper priors give an ELBO that bounds ``log p(x)``."""
+        return self.latent != "information_dropout"
+
+    # ------------------------------------------------------------------ training
+
+    def build(self, input_shape=None) -> None:
+        self.built = True
+
+    def activate(self, a):
+        """The latent layer's first input from the encoder's first head: ReLU features
+        (log-uniform), softplus features (log-normal), or the Gaussian mean as is."""
+        if self.latent == "information_dropout":
+            return ops.relu(a)
+        if self.latent == "information_dropout_lognormal":
+            return ops.softplus(a)
+        return a
+
+    def target_of(self, x):
+        """The image the likelihood scores: a fresh binarization (dynamic) or ``x`` itself."""
+        if self.targets == "continuous":
+            return x
+        u = keras.random.uniform(ops.shape(x), seed=self.binarize_seed)
+        return ops.cast(ops.less(u, x), x.dtype)
+
+    def call(self, x, training=False):
+        target = self.target_of(x)
+        a, b = self.encoder(target, training=training)
+        a = self.activate(a)
+        # Always a posterior draw, so validation metrics are an ELBO estimate too (the
+        # layer alone would return the median at inference).
+        z = self.latent_layer([a, b], training=training, sample=True)
+        logits = self.decoder(z, training=training)
+        kl = self.latent_layer.kl(a, b)
+        kl = ops.sum(ops.reshape(kl, (ops.shape(kl)[0], -1)), axis=-1)
+        return {"logits": logits, "target": target, "kl": kl}
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        recon = reconstruction_nll(y_pred["target"], y_pred["logits"])
+        return ops.mean(recon + self.beta * y_pred["kl"])
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        recon = reconstruction_nll(y_pred["target"], y_pred["logits"])
+        self.reconstruction_tracker.update_state(recon)
+        self.kl_tracker.update_state(y_pred["kl"])
+        self.neg_elbo_tracker.update_state(recon + y_pred["kl"])
+        return self.get_metrics_result()
+
+    # ------------------------------------------------------------------ using the model
+
+    def posterior(self, x: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+        """The latent layer's two inputs for images ``x`` (float64, flattened to
+        ``(N, latent_dim)``): ``(features, alpha_logits)`` or ``(mean, log_var)``."""
+        a, b = self.encoder.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0)
+        a = _np(self.activate(ops.convert_to_tensor(a)))
+        return a.reshape(len(a), -1), np.asarray(b, np.float64).reshape(len(b), -1)
+
+    def encode(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """The inference code of each image (the posterior median: what the latent layer
+        outputs at inference), shaped ``(N, *latent_shape)``, float32."""
+        a, _ = self.posterior(x, batch_size)
+        return a.reshape(len(a), *self.latent_shape).astype(np.float32)
+
+    def decode(self, z: np.ndarray, logits: bool = False, batch_size: int = 1000) -> np.ndarray:
+        """Decoded codes: pixel means in [0, 1] (or the decoder's logits), float32."""
+        z = np.asarray(z, np.float32).reshape(len(z), *self.latent_shape)
+        out = self.decoder.predict(z, batch_size=batch_size, verbose=0).astype(np.float64)
+        return (out if logits else np.exp(-np.logaddexp(0.0, -out))).astype(np.float32)
+
+    def eval_targets(self, x: np.ndarray) -> np.ndarray:
+        """The fixed evaluation targets of images ``x``: binarized once with a fixed seed, or
+        ``x`` itself for continuous targets."""
+        x = np.asarray(x, np.float32)
+        return binarize_fixed(x) if self.targets == "binarized" else x
+
+    def noise_scale(self, b: np.ndarray) -> np.ndarray:
+        """Posterior std in prior space: alpha for Information Dropout, ``exp(log_var / 2)``."""
+        if self.multiplicative:
+            return _np(self.latent_layer.alpha(ops.convert_to_tensor(b, "float32")))
+        return np.exp(0.5 * b)
+
+    def posterior_u(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std of the posterior in prior space (see the module docstring)."""
+        if self.multiplicative:
+            return np.log(np.maximum(a, klf.FEATURE_FLOOR)), self.noise_scale(b)
+        return a, self.noise_scale(b)
+
+    def u_to_z(self, u: np.ndarray) -> np.ndarray:
+        """Decoder input of a prior-space code."""
+        return np.exp(u) if self.multiplicative else u
+
+    def sample_posterior(self, a: np.ndarray, b: np.ndarray, eps: np.ndarray) -> np.ndarray:
+        """A posterior draw for standard normal ``eps``, exactly as the latent layer draws it
+        (``z = f * exp(alpha * eps)`` keeps the ReLU zeros at 0)."""
+        if self.multiplicative:
+            return a * np.exp(self.noise_scale(b) * eps)
+        return a + np.exp(0.5 * b) * eps
+
+    def kl_per_example(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Closed-form KL per example (summed over units), from the latent layer's maths."""
+        kl = self.latent_layer.kl(
+            ops.convert_to_tensor(a, "float32"), ops.convert_to_tensor(b, "float32")
+        )
+        return _np(ops.sum(kl, axis=-1))
+
+    def prior(self) -> tuple[float, float] | None:
+        """``(mu, sigma)`` of the prior in prior space, or None (improper log-uniform)."""
+        if self.latent == "gaussian":
+            return 0.0, 1.0
+        if self.latent == "information_dropout_lognormal":
+            layer = self.latent_layer
+            return float(_np(layer.prior_mu)), float(_np(layer.prior_sigma))
+        return None
+
+    def sample_prior(self, n: int, seed: int | None = None) -> np.ndarray:
+        """``n`` codes from the prior, ``(n, latent_dim)``; the log-uniform prior refuses."""
+        prior = self.prior()
+        if prior is None:
+            raise IbvaeError(IMPROPER_PRIOR)
+        if n < 1:
+            raise IbvaeError(f"the number of samples must be >= 1, got {n}")
+        eps = np.random.default_rng(seed).standard_normal((n, self.latent_dim))
+        return self.u_to_z(prior[0] + prior[1] * eps)
+
+    def sample(self, n: int, seed: int | None = None) -> np.ndarray:
+        """``n`` images decoded from prior samples (pixel means in [0, 1]). The log-uniform
+        prior is improper: a clear error points to the aggregate posterior."""
+        return self.decode(self.sample_prior(n, seed))
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            encoder=keras.saving.serialize_keras_object(self.encoder),
+            decoder=keras.saving.serialize_keras_object(self.decoder),
+            seed=self.seed,
+            **dict(self.hyperparameters),
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict) -> VAE:
+        config = dict(config)
+        encoder = keras.saving.deserialize_keras_object(config.pop("encoder"))
+        decoder = keras.saving.deserialize_keras_object(config.pop("decoder"))
+        return cls(encoder, decoder, **config)
+
+
+def build_vae(config: VAEModelConfig, image_shape: tuple[int, ...], seed: int | None = None) -> VAE:
+    """A :class:`VAE` with the built-in networks of ``config`` (not compiled)."""
+    image_shape = tuple(int(s) for s in image_shape)
+    return VAE(
+        build_encoder(config, image_shape),
+        build_decoder(config, image_shape),
+        seed=seed,
+        **{k: getattr(config, k) for k in VAE_OPTIONS},
+    )
+
+
+def load_vae(path: str | os.PathLike) -> VAE:
+    """Reload a saved ``.keras`` VAE (no custom_objects needed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise IbvaeError(f"model file {path} not found")
+    if not zipfile.is_zipfile(path):
+        raise IbvaeError(f"{path} is not a readable .keras archive (truncated or another format)")
+    model = keras.saving.load_model(path)
+    if not isinstance(model, VAE):
+        raise IbvaeError(f"{path} holds a {type(model).__name__}, not an ibvae VAE")
+    return model

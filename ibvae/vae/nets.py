@@ -1,0 +1,77 @@
+"""The built-in encoder and decoder (``arch: mlp`` or ``conv``). Any other Keras models with
+the same contract work in :class:`ibvae.VAE` too:
+
+* encoder: images ``(H, W, C)`` -> two tensors of the latent shape: the latent layer's
+  inputs *before* any activation (Information Dropout: feature pre-activations and alpha
+  logits; Gaussian: mean and log-variance);
+* decoder: a latent code -> Bernoulli logits of every pixel, shaped like the image.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from ibvae.errors import IbvaeError
+from ibvae.vae.config import VAEModelConfig
+
+HEAD_NAMES = {
+    "information_dropout": ("features", "alpha_logits"),
+    "information_dropout_lognormal": ("features", "alpha_logits"),
+    "gaussian": ("mean", "log_var"),
+}
+
+
+def check_conv_shape(image_shape: tuple[int, ...], conv_filters: list[int]) -> int:
+    """The total stride of ``arch: conv``; the image sides must divide by it."""
+    factor = 2 ** len(conv_filters)
+    height, width = image_shape[0], image_shape[1]
+    if height % factor or width % factor:
+        raise IbvaeError(
+            f"arch 'conv' with {len(conv_filters)} stride-2 layers needs image sides divisible "
+            f"by {factor}, got {height}x{width}; use arch 'mlp' or fewer conv_filters"
+        )
+    return factor
+
+
+def build_encoder(config: VAEModelConfig, image_shape: tuple[int, ...]) -> keras.Model:
+    """Image -> ``[a, b]``, two linear heads of ``latent_dim`` units named after the latent
+    layer's inputs (``features``/``alpha_logits`` or ``mean``/``log_var``)."""
+    x_in = keras.Input(image_shape, name="image")
+    h = x_in
+    if config.arch == "conv":
+        check_conv_shape(image_shape, config.conv_filters)
+        for i, filters in enumerate(config.conv_filters):
+            h = keras.layers.Conv2D(
+                filters, 3, strides=2, padding="same", activation="relu", name=f"conv_{i}"
+            )(h)
+    h = keras.layers.Flatten()(h)
+    for i, units in enumerate(config.hidden):
+        h = keras.layers.Dense(units, activation="relu", name=f"hidden_{i}")(h)
+    a_name, b_name = HEAD_NAMES[config.latent]
+    a = keras.layers.Dense(config.latent_dim, name=a_name)(h)
+    b = keras.layers.Dense(config.latent_dim, name=b_name)(h)
+    return keras.Model(x_in, [a, b], name="encoder")
+
+
+def build_decoder(config: VAEModelConfig, image_shape: tuple[int, ...]) -> keras.Model:
+    """Latent code -> Bernoulli logits of every pixel, shaped like the image."""
+    z_in = keras.Input((config.latent_dim,), name="z")
+    h = z_in
+    for i, units in enumerate(reversed(config.hidden)):
+        h = keras.layers.Dense(units, activation="relu", name=f"hidden_{i}")(h)
+    if config.arch == "mlp":
+        h = keras.layers.Dense(int(np.prod(image_shape)), name="logits")(h)
+        out = keras.layers.Reshape(image_shape, name="image_logits")(h)
+        return keras.Model(z_in, out, name="decoder")
+    factor = check_conv_shape(image_shape, config.conv_filters)
+    height, width, channels = image_shape
+    small = (height // factor, width // factor, config.conv_filters[-1])
+    h = keras.layers.Dense(int(np.prod(small)), activation="relu", name="project")(h)
+    h = keras.layers.Reshape(small)(h)
+    for i, filters in enumerate(reversed(config.conv_filters[:-1])):
+        h = keras.layers.Conv2DTranspose(
+            filters, 3, strides=2, padding="same", activation="relu", name=f"deconv_{i}"
+        )(h)
+    out = keras.layers.Conv2DTranspose(channels, 3, strides=2, padding="same", name="image_logits")
+    return keras.Model(z_in, out(h), name="decoder")

@@ -1,0 +1,133 @@
+"""Run directories, reading a run's config back, resume checks, metrics.json, callbacks and
+the script entry wrapper shared by every script."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ibvae import IbvaeError, runs
+from ibvae.vae.config import VAEConfig
+
+
+def make_run(path):
+    path.mkdir(parents=True)
+    (path / runs.CONFIG_FILE).write_text("model:\n  latent: gaussian\n")
+    return path
+
+
+def test_default_run_dir_is_timestamped_under_runs():
+    path = runs.resolve_run_dir(None, "vae", resume=False, overwrite=False)
+    assert path.parent.name == "runs" and path.name.startswith("vae-") and not path.exists()
+
+
+def test_an_existing_run_is_not_clobbered(tmp_path):
+    run = make_run(tmp_path / "run")
+    with pytest.raises(IbvaeError, match="already exists"):
+        runs.resolve_run_dir(run, "vae", resume=False, overwrite=False)
+    assert runs.resolve_run_dir(run, "vae", resume=True, overwrite=False) == run
+    assert runs.resolve_run_dir(run, "vae", resume=False, overwrite=True) == run
+    (tmp_path / "empty").mkdir()  # an empty directory is free to use
+    assert runs.resolve_run_dir(tmp_path / "empty", "vae", False, False) == tmp_path / "empty"
+
+
+@pytest.mark.parametrize(
+    "out, resume, overwrite, message",
+    [
+        ("run", True, True, "exclude each other"),
+        (None, True, False, "--resume needs --out"),
+        ("not_a_run", True, False, "is not a run directory"),
+    ],
+)
+def test_resolve_run_dir_refusals(tmp_path, out, resume, overwrite, message):
+    (tmp_path / "not_a_run").mkdir()
+    out = None if out is None else tmp_path / out
+    with pytest.raises(IbvaeError, match=message):
+        runs.resolve_run_dir(out, "vae", resume, overwrite)
+
+
+def test_a_failed_start_leaves_no_directory(tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(IbvaeError), runs.run_directory(run, resume=False, overwrite=False):
+        assert (run / "figures").is_dir()
+        raise IbvaeError("bad data")
+    assert not run.exists()
+
+
+def test_a_failed_resume_keeps_the_existing_run(tmp_path):
+    run = make_run(tmp_path / "run")
+    with pytest.raises(IbvaeError), runs.run_directory(run, resume=True, overwrite=False):
+        raise IbvaeError("bad data")
+    assert (run / runs.CONFIG_FILE).is_file()
+
+
+def test_overwrite_starts_from_an_empty_directory(tmp_path):
+    run = make_run(tmp_path / "run")
+    with runs.run_directory(run, resume=False, overwrite=True):
+        assert not (run / runs.CONFIG_FILE).exists() and (run / "figures").is_dir()
+
+
+def test_update_metrics_merges_and_converts_numpy(tmp_path):
+    assert runs.read_metrics(tmp_path) == {}
+    runs.update_metrics(tmp_path, {"a": np.float32(1.5), "b": np.arange(3)})
+    merged = runs.update_metrics(tmp_path, {"b": None, "c": {"d": np.int64(4)}})
+    on_disk = json.loads((tmp_path / runs.METRICS_FILE).read_text())
+    assert on_disk == merged == {"a": 1.5, "b": None, "c": {"d": 4}}
+
+
+def test_script_entry_turns_user_errors_into_one_line_and_exit_2(capsys):
+    def main(argv):
+        raise IbvaeError(f"bad {argv[0]}")
+
+    assert runs.script_entry(main)(["flag"]) == 2
+    assert capsys.readouterr().err == "error: bad flag\n"
+    assert runs.script_entry(lambda argv: None)([]) == 0
+
+    def buggy(argv):
+        raise KeyError("a programming error keeps its traceback")
+
+    with pytest.raises(KeyError):
+        runs.script_entry(buggy)([])
+
+
+def test_fit_callbacks_resume_appends_to_the_history_and_log_tensorboard(tmp_path):
+    import keras
+
+    callbacks = runs.fit_callbacks(tmp_path, resume=True, monitor="loss")
+    kinds = {type(c) for c in callbacks}
+    assert kinds == {
+        keras.callbacks.BackupAndRestore,
+        keras.callbacks.CSVLogger,
+        keras.callbacks.ModelCheckpoint,
+        keras.callbacks.TensorBoard,
+    }
+    csv_logger = next(c for c in callbacks if isinstance(c, keras.callbacks.CSVLogger))
+    assert csv_logger.append is True
+    board = next(c for c in callbacks if isinstance(c, keras.callbacks.TensorBoard))
+    assert board.log_dir == str(tmp_path / "logs")
+
+
+@pytest.mark.parametrize("text", ["", "model:\n  latent: gaussian\n", "model: {latent: gaus"])
+def test_an_empty_truncated_or_partial_run_config_is_an_error_naming_the_file(tmp_path, text):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / runs.CONFIG_FILE).write_text(text)
+    with pytest.raises(IbvaeError, match=str(run / runs.CONFIG_FILE)):
+        runs.read_run_config(run, VAEConfig)
+
+
+def test_a_saved_config_reads_back_equal(tmp_path):
+    config = VAEConfig(model={"latent": "gaussian", "hidden": [7, 3]}, train={"epochs": 2})
+    runs.save_config(config, tmp_path)
+    assert runs.read_run_config(tmp_path, VAEConfig) == config
+
+
+def test_resume_refuses_a_changed_model_but_allows_more_epochs(tmp_path):
+    runs.save_config(VAEConfig(model={"latent": "gaussian"}), tmp_path)
+    runs.check_resume(tmp_path, VAEConfig(model={"latent": "gaussian"}, train={"epochs": 50}))
+    changed = VAEConfig(model={"latent": "information_dropout", "beta": 2.0})
+    with pytest.raises(IbvaeError) as err:
+        runs.check_resume(tmp_path, changed)
+    message = str(err.value)
+    assert "beta 1.0 -> 2.0" in message and "latent 'gaussian' -> 'information_dropout'" in message
+    assert "only epochs, mixture_components may change" in message
