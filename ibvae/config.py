@@ -283,13 +283,15 @@ def load(
     return from_dict(cls, values, complete)
 
 
-def save(config: Config, path: str | os.PathLike) -> Path:
-    """Write the fully resolved config as YAML (atomically; reloadable with :func:`load`)."""
+def save(config: Config, path: str | os.PathLike, header: str = "") -> Path:
+    """Write the fully resolved config as YAML (atomically; reloadable with :func:`load`),
+    after a ``# header`` comment line if given."""
     import yaml
 
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    comment = f"# {header}\n" if header else ""
+    tmp.write_text(comment + yaml.safe_dump(to_dict(config), sort_keys=False))
     tmp.replace(path)
     return path
 

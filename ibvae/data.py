@@ -52,9 +52,7 @@ class Dataset:
         )
 
 
-def as_images(name: str, x: Any, origin: str) -> np.ndarray:
-    """uint8 [0, 255] or float [0, 1] arrays of (N, H, W) or (N, H, W, C) -> float32 NHWC in
-    [0, 1]; anything else raises :class:`IbvaeError` naming ``origin`` and ``name``."""
+def _image_array(name: str, x: Any, origin: str) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim == 3:
         x = x[..., None]
@@ -62,19 +60,50 @@ def as_images(name: str, x: Any, origin: str) -> np.ndarray:
         raise IbvaeError(
             f"{origin}: {name} must have shape (N, H, W) or (N, H, W, C) with N > 0, got {x.shape}"
         )
+    if 0 in x.shape[1:]:
+        raise IbvaeError(f"{origin}: {name} images have a zero-sized side: shape {x.shape}")
     if not np.issubdtype(x.dtype, np.number):
         raise IbvaeError(f"{origin}: {name} must be numeric, got dtype {x.dtype}")
-    is_int = np.issubdtype(x.dtype, np.integer)
-    x = x.astype(np.float32)
     if not np.all(np.isfinite(x)):
         raise IbvaeError(f"{origin}: {name} contains NaN or Inf pixels; clean the data first")
-    if is_int or x.max(initial=0.0) > 1.0:
-        if x.min(initial=0.0) < 0 or x.max(initial=0.0) > 255:
-            raise IbvaeError(f"{origin}: {name} pixels must lie in [0, 1] or [0, 255]")
-        x = x / 255.0
-    elif x.min(initial=0.0) < 0:
+    if x.min(initial=0) < 0 or x.max(initial=0) > 255:
         raise IbvaeError(f"{origin}: {name} pixels must lie in [0, 1] or [0, 255]")
     return x
+
+
+def _own_scale(x: np.ndarray) -> float:
+    """255 for integer grey levels or floats above 1, else 1."""
+    return 255.0 if np.issubdtype(x.dtype, np.integer) or x.max(initial=0) > 1 else 1.0
+
+
+def pixel_scale(arrays: dict[str, Any], origin: str) -> float:
+    """One pixel scale for a whole dataset (255: grey levels, 1: already in [0, 1]), decided
+    once from all its image arrays; arrays that disagree are refused, each with its range."""
+    checked = {name: _image_array(name, x, origin) for name, x in arrays.items() if x is not None}
+    scales = {name: _own_scale(x) for name, x in checked.items()}
+    if len(set(scales.values())) > 1:
+        ranges = ", ".join(
+            f"{name} {x.dtype} in [{x.min():g}, {x.max():g}] "
+            f"({'0-255 grey levels' if scales[name] == 255 else '[0, 1]'})"
+            for name, x in checked.items()
+        )
+        raise IbvaeError(
+            f"{origin}: the image arrays use different pixel scales: {ranges}; give them all "
+            "the same scale (uint8 0-255, or floats in [0, 1])"
+        )
+    return next(iter(scales.values()), 1.0)
+
+
+def as_images(name: str, x: Any, origin: str, scale: float | None = None) -> np.ndarray:
+    """uint8 [0, 255] or float [0, 1] arrays of (N, H, W) or (N, H, W, C) -> float32 NHWC in
+    [0, 1], dividing by ``scale`` (default: the array's own, see :func:`pixel_scale`);
+    anything else raises :class:`IbvaeError` naming ``origin`` and ``name``."""
+    x = _image_array(name, x, origin)
+    scale = _own_scale(x) if scale is None else scale
+    if x.max(initial=0) > scale:
+        raise IbvaeError(f"{origin}: {name} pixels must lie in [0, 1] like the other arrays")
+    x = x.astype(np.float32)
+    return x / scale if scale != 1.0 else x
 
 
 def as_labels(name: str, y: Any, n: int, origin: str) -> np.ndarray | None:
@@ -97,7 +126,7 @@ def read_npz(path: str | os.PathLike, required: tuple[str, ...]) -> dict[str, np
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise IbvaeError(f"cannot read {path} as .npz ({e}); pass a numpy .npz file") from e
     missing = [k for k in required if k not in arrays]
     if missing:
@@ -110,9 +139,11 @@ def read_npz(path: str | os.PathLike, required: tuple[str, ...]) -> dict[str, np
 def dataset_from_arrays(
     x_train: Any, y_train: Any, x_test: Any, y_test: Any, origin: str, source: str | None = None
 ) -> Dataset:
-    """A checked :class:`Dataset` from four arrays (labels may be ``None``)."""
-    x_train = as_images("x_train", x_train, origin)
-    x_test = as_images("x_test", x_test, origin)
+    """A checked :class:`Dataset` from four arrays (labels may be ``None``); one pixel scale
+    for both image arrays."""
+    scale = pixel_scale({"x_train": x_train, "x_test": x_test}, origin)
+    x_train = as_images("x_train", x_train, origin, scale)
+    x_test = as_images("x_test", x_test, origin, scale)
     if x_train.shape[1:] != x_test.shape[1:]:
         raise IbvaeError(
             f"{origin}: x_train images are {x_train.shape[1:]} but x_test images are "

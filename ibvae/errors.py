@@ -27,3 +27,8 @@ def one_of(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     allowed = list(allowed)
     require(value in allowed, f"{name} must be one of {allowed}, got {value!r}")
     return value
+
+
+class TrainingFailed(IbvaeError):
+    """Training stopped on its own (a non-finite loss): the run directory is kept, with the
+    failure recorded in its ``metrics.json`` and its last finite checkpoint."""

@@ -1,10 +1,17 @@
-"""Run directories and what every training pipeline shares: seeding, Keras callbacks,
-``metrics.json``, reading a run's config back, and the scripts' entry-point wrapper that turns
-:class:`IbvaeError` into one line and exit code 2.
+"""Run directories and what every training pipeline shares around them: where a run goes,
+its lock, its config read back, ``metrics.json``, seeding, and the scripts' entry-point
+wrapper that turns :class:`IbvaeError` into one line and exit code 2.
 
 A run directory holds ``config.yaml`` (fully resolved), ``model.keras``, ``best_model.keras``,
 ``history.csv``, ``logs/`` (TensorBoard: ``tensorboard --logdir RUN/logs``), ``metrics.json``,
-``figures/`` and ``backup/`` (Keras' ``BackupAndRestore`` state, used by ``--resume``).
+``figures/``, ``backup/`` (Keras' ``BackupAndRestore`` state, used by ``--resume``) and
+``.lock`` (held by the process training in it).
+
+It is either complete enough to resume or not there at all: it appears in one rename, with
+its ``config.yaml`` already inside; a start that fails before its first epoch ends removes
+it again; a run that dies later keeps it for ``--resume``. Nothing that exists is deleted
+(``--overwrite``) before the config, the data and the model have been checked and the lock
+is taken.
 """
 
 from __future__ import annotations
@@ -14,9 +21,10 @@ import datetime
 import functools
 import importlib.util
 import json
+import os
 import shutil
 import sys
-import time
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,11 +33,17 @@ import keras
 import numpy as np
 
 from ibvae import config as cfg
-from ibvae.errors import IbvaeError
+from ibvae.errors import IbvaeError, TrainingFailed
+
+try:  # POSIX; elsewhere runs are not locked
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
 
 C = TypeVar("C", bound=cfg.Config)
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
+LOCK_FILE = ".lock"
 
 
 def default_run_dir(prefix: str) -> Path:
@@ -58,6 +72,8 @@ def resolve_run_dir(out: str | Path | None, prefix: str, resume: bool, overwrite
             raise IbvaeError("--resume needs --out RUN_DIR, the run to continue")
         return default_run_dir(prefix)
     run_dir = Path(out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise IbvaeError(f"--out {run_dir} is a file, not a directory; choose another --out")
     if resume:
         return check_run_dir(run_dir)
     if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
@@ -84,30 +100,126 @@ def plan_run(
 
 
 @contextlib.contextmanager
-def run_directory(run_dir: Path | None, resume: bool, overwrite: bool) -> Iterator[Path | None]:
-    """Create (or reuse, with ``resume``) ``run_dir`` for the body; if the body raises, a
-    directory this call created is removed again, so a failed start leaves nothing behind.
-    A run interrupted during training keeps its directory for ``--resume``. ``None``: a run
-    that writes nothing (the Python API's ``run_dir=None``)."""
+def lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir/.lock`` (an exclusive ``flock``) for the body; a run directory in use by
+    another process is refused with one line naming its pid."""
+    if fcntl is None:
+        yield
+        return
+    path = Path(run_dir) / LOCK_FILE
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise IbvaeError(
+                f"{run_dir} is in use by another training process (pid {holder}); wait for it "
+                "to finish or choose another --out"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _has_progress(run_dir: Path) -> bool:
+    """At least one finished epoch (a row in the history CSV): enough to ``--resume``."""
+    history = run_dir / "history.csv"
+    return history.is_file() and len(history.read_text().strip().splitlines()) > 1
+
+
+def _create(run_dir: Path, config: cfg.Config) -> None:
+    """Make ``run_dir`` appear in one rename, with its config and ``figures/`` inside."""
+    staging = run_dir.parent / f".{run_dir.name}.new-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "figures").mkdir(parents=True)
+    save_config(config, staging)
+    try:
+        os.rename(staging, run_dir)  # replaces an empty directory, refuses a full one
+    except OSError as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise IbvaeError(f"{run_dir} already exists (another run started there?); choose "
+                         "another --out") from e
+
+
+@contextlib.contextmanager
+def run_directory(
+    run_dir: Path | None, config: cfg.Config, resume: bool, overwrite: bool
+) -> Iterator[Path | None]:
+    """The run directory for the body of a training, locked (see the module docstring).
+    ``None``: a run that writes nothing (the Python API's ``run_dir=None``)."""
     if run_dir is None:
         yield None
         return
-    created = not run_dir.exists() or overwrite
+    if resume:
+        with lock(run_dir):
+            save_config(config, run_dir)
+            yield run_dir
+        return
     if overwrite and run_dir.exists():
+        with lock(run_dir):  # refuse to delete a run another process is training in
+            pass
         shutil.rmtree(run_dir)
-    (run_dir / "figures").mkdir(parents=True, exist_ok=True)
+    _create(run_dir, config)
     try:
-        yield run_dir
-    except (IbvaeError, KeyboardInterrupt) as e:
-        if created and not (isinstance(e, KeyboardInterrupt) and (run_dir / "backup").exists()):
+        with lock(run_dir):
+            yield run_dir
+    except TrainingFailed:
+        raise
+    except BaseException:
+        if not _has_progress(run_dir):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+
+
+def fail_run(run_dir: Path | None, failure: str, what_to_try: str) -> None:
+    """Record a training that stopped on its own in ``metrics.json`` and raise
+    :class:`TrainingFailed` with one line saying what happened and what to try."""
+    where = ""
+    if run_dir is not None:
+        update_metrics(run_dir, {"status": "failed", "failure": failure})
+        kept = (f"the last finite weights are in {run_dir}/best_model.keras"
+                if (run_dir / "best_model.keras").is_file() else "no epoch ended with finite weights")
+        where = f"; {kept}; {run_dir}/metrics.json records the failure"
+    raise TrainingFailed(f"training stopped: {failure}; {what_to_try}{where}")
+
+
+def load_keras_model(path: str | Path, cls: type, what: str) -> Any:
+    """A ``.keras`` file holding a ``cls`` (no custom_objects needed); a missing, truncated
+    or foreign file is one line that names it (``what``: e.g. "an ibvae VAE")."""
+    path = Path(path)
+    if not path.is_file():
+        raise IbvaeError(f"model file {path} not found; the run has not finished training")
+    if not zipfile.is_zipfile(path):
+        raise IbvaeError(
+            f"{path} is not a readable .keras archive (truncated or another format); retrain, "
+            "or load the run's best_model.keras"
+        )
+    try:
+        model = keras.saving.load_model(path)
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise IbvaeError(f"cannot read {path} as a .keras model ({e})".splitlines()[0]) from e
+    if not isinstance(model, cls):
+        raise IbvaeError(f"{path} holds a {type(model).__name__}, not {what}")
+    return model
 
 
 def read_run_config(run_dir: str | Path, cls: type[C]) -> C:
     """The complete config a run was trained with; an empty, truncated or partial
     ``config.yaml`` is an error naming the file, never "all defaults"."""
     path = check_run_dir(run_dir) / CONFIG_FILE
+    first = path.read_text(errors="replace").partition("\n")[0]
+    kind, wanted = first.removeprefix("# ibvae ").strip(), cls.__name__
+    if first.startswith("# ibvae ") and kind != wanted:
+        raise IbvaeError(
+            f"{run_dir} holds a {kind.removesuffix('Config')} run, not a "
+            f"{wanted.removesuffix('Config')} run; pass a run of the right kind"
+        )
     try:
         return cfg.load(cls, path, complete=True)
     except IbvaeError as e:
@@ -132,8 +244,9 @@ def check_resume(run_dir: Path, config: cfg.Config) -> None:
 
 
 def save_config(config: cfg.Config, run_dir: Path) -> Path:
-    """The fully resolved config as the run's ``config.yaml``."""
-    return cfg.save(config, Path(run_dir) / CONFIG_FILE)
+    """The fully resolved config as the run's ``config.yaml``, its kind in a first comment
+    line (so a tool given another kind of run can say so)."""
+    return cfg.save(config, Path(run_dir) / CONFIG_FILE, header=f"ibvae {type(config).__name__}")
 
 
 def set_seed(seed: int) -> None:
@@ -145,35 +258,6 @@ def has_tensorboard() -> bool:
     """Keras' TensorBoard callback writes through TensorFlow's summary ops (on any backend)
     and needs the tensorboard package."""
     return all(importlib.util.find_spec(m) is not None for m in ("tensorflow", "tensorboard"))
-
-
-def fit_callbacks(run_dir: Path, resume: bool, monitor: str = "val_loss") -> list:
-    """History CSV, TensorBoard logs (where TensorBoard is installed), best-epoch checkpoint
-    and resumable backup, as Keras callbacks."""
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
-        keras.callbacks.ModelCheckpoint(
-            str(run_dir / "best_model.keras"), monitor=monitor, save_best_only=True
-        ),
-    ]
-    if has_tensorboard():
-        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False))
-    return callbacks
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Wall-clock seconds per epoch, for the run's metrics."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None) -> None:
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None) -> None:
-        self.seconds.append(time.perf_counter() - self._start)
 
 
 def _jsonable(value: Any) -> Any:

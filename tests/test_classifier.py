@@ -248,7 +248,7 @@ def test_load_classifier_errors(tmp_path):
     model.save(tmp_path / "m.keras")
     data = (tmp_path / "m.keras").read_bytes()
     (tmp_path / "cut.keras").write_bytes(data[: len(data) // 2])
-    with pytest.raises(IbvaeError, match="not a readable .keras file") as e:
+    with pytest.raises(IbvaeError, match="not a readable .keras archive") as e:
         load_classifier(tmp_path / "cut.keras")
     assert "\n" not in str(e.value)
     assert isinstance(load_classifier(tmp_path / "m.keras"), AllCNN)

@@ -85,7 +85,12 @@ def test_resume_continues_from_the_backup(tiny, tmp_path, capsys):
     rows = (run / "history.csv").read_text().strip().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["0", "1"]  # epoch 0 kept, epoch 1 added
     assert "dropout: none" in (run / "config.yaml").read_text()  # the run's own config
-    assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 1
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 1 and metrics["status"] == "completed"
+    # Timings cover the whole run, across the resume (from history.csv), not the last call.
+    assert len(metrics["epoch_seconds"]) == 2
+    assert metrics["train_images_per_second"] == pytest.approx(
+        64 * 2 / sum(metrics["epoch_seconds"]), rel=0.02)
     # what changes the model or the data may not change on resume
     _one_error_line(capsys, _entry(train)([*base, "--resume", "--width", "0.25"]),
                     "cannot resume")

@@ -2,17 +2,18 @@
 the script entry wrapper shared by every script."""
 
 import json
+import os
 
 import numpy as np
 import pytest
 
-from ibvae import IbvaeError, runs
+from ibvae import IbvaeError, callbacks, runs
 from ibvae.vae.config import VAEConfig
 
 
 def make_run(path):
     path.mkdir(parents=True)
-    (path / runs.CONFIG_FILE).write_text("model:\n  latent: gaussian\n")
+    runs.save_config(VAEConfig(), path)
     return path
 
 
@@ -46,25 +47,66 @@ def test_resolve_run_dir_refusals(tmp_path, out, resume, overwrite, message):
         runs.resolve_run_dir(out, "vae", resume, overwrite)
 
 
+CONFIG = VAEConfig(model={"latent": "gaussian"})
+
+
 def test_a_failed_start_leaves_no_directory(tmp_path):
     run = tmp_path / "run"
-    with pytest.raises(IbvaeError), runs.run_directory(run, resume=False, overwrite=False):
-        assert (run / "figures").is_dir()
-        raise IbvaeError("bad data")
-    assert not run.exists()
+    for error in (IbvaeError("bad data"), RuntimeError("a crash"), KeyboardInterrupt()):
+        with pytest.raises(type(error)), runs.run_directory(run, CONFIG, False, False):
+            assert (run / "figures").is_dir() and (run / runs.CONFIG_FILE).is_file()
+            raise error
+        assert not run.exists() and list(tmp_path.iterdir()) == []  # no staging left either
+
+
+def test_a_run_with_a_finished_epoch_is_kept_for_resume(tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError), runs.run_directory(run, CONFIG, False, False):
+        (run / "history.csv").write_text("epoch,loss\n0,1.0\n")
+        raise RuntimeError("killed in epoch 1")
+    assert runs.read_run_config(run, VAEConfig) == CONFIG
 
 
 def test_a_failed_resume_keeps_the_existing_run(tmp_path):
     run = make_run(tmp_path / "run")
-    with pytest.raises(IbvaeError), runs.run_directory(run, resume=True, overwrite=False):
+    with pytest.raises(IbvaeError), runs.run_directory(run, CONFIG, True, False):
         raise IbvaeError("bad data")
     assert (run / runs.CONFIG_FILE).is_file()
 
 
-def test_overwrite_starts_from_an_empty_directory(tmp_path):
+def test_overwrite_starts_from_a_fresh_directory_with_the_new_config(tmp_path):
     run = make_run(tmp_path / "run")
-    with runs.run_directory(run, resume=False, overwrite=True):
-        assert not (run / runs.CONFIG_FILE).exists() and (run / "figures").is_dir()
+    (run / "model.keras").write_text("old")
+    with runs.run_directory(run, CONFIG, False, True):
+        assert not (run / "model.keras").exists() and (run / "figures").is_dir()
+    assert runs.read_run_config(run, VAEConfig) == CONFIG
+
+
+def test_a_run_in_use_is_refused_naming_the_pid(tmp_path):
+    run = tmp_path / "run"
+    with runs.run_directory(run, CONFIG, False, False):
+        (run / "history.csv").write_text("epoch,loss\n0,1.0\n")
+        for resume, overwrite in ((True, False), (False, True)):
+            with pytest.raises(IbvaeError, match=rf"in use by another .*pid {os.getpid()}"):
+                with runs.run_directory(run, CONFIG, resume, overwrite):
+                    pass
+        assert (run / "history.csv").is_file()  # the refused overwrite deleted nothing
+    with runs.run_directory(run, CONFIG, True, False):  # released: free again
+        pass
+
+
+def test_an_out_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(IbvaeError, match="is a file, not a directory"):
+        runs.resolve_run_dir(tmp_path / "file", "vae", False, True)
+
+
+def test_a_run_of_another_kind_is_named(tmp_path):
+    from ibvae.classifier.config import ClassifierConfig
+
+    runs.save_config(CONFIG, tmp_path)
+    with pytest.raises(IbvaeError, match="holds a VAE run, not a Classifier run"):
+        runs.read_run_config(tmp_path, ClassifierConfig)
 
 
 def test_update_metrics_merges_and_converts_numpy(tmp_path):
@@ -90,21 +132,23 @@ def test_script_entry_turns_user_errors_into_one_line_and_exit_2(capsys):
         runs.script_entry(buggy)([])
 
 
-def test_fit_callbacks_resume_appends_to_the_history_and_log_tensorboard(tmp_path):
+def test_training_callbacks_run_in_order_and_resume_appends(tmp_path):
     import keras
 
-    callbacks = runs.fit_callbacks(tmp_path, resume=True, monitor="loss")
-    kinds = {type(c) for c in callbacks}
-    assert kinds == {
-        keras.callbacks.BackupAndRestore,
+    fit = callbacks.training_callbacks(tmp_path, resume=True, monitor="loss", extra=["mine"])
+    kinds = [type(c) for c in fit.all]
+    assert kinds[:2] == [callbacks.EpochTimer, callbacks.StopOnNonFinite]  # before the loggers
+    assert set(kinds[2:-1]) == {
+        callbacks.FiniteBackupAndRestore,
         keras.callbacks.CSVLogger,
         keras.callbacks.ModelCheckpoint,
         keras.callbacks.TensorBoard,
-    }
-    csv_logger = next(c for c in callbacks if isinstance(c, keras.callbacks.CSVLogger))
+    } and fit.all[-1] == "mine"
+    csv_logger = next(c for c in fit.all if isinstance(c, keras.callbacks.CSVLogger))
     assert csv_logger.append is True
-    board = next(c for c in callbacks if isinstance(c, keras.callbacks.TensorBoard))
+    board = next(c for c in fit.all if isinstance(c, keras.callbacks.TensorBoard))
     assert board.log_dir == str(tmp_path / "logs")
+    assert len(callbacks.training_callbacks(None, False, "loss").all) == 2  # nothing written
 
 
 @pytest.mark.parametrize("text", ["", "model:\n  latent: gaussian\n", "model: {latent: gaus"])

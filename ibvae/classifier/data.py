@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ibvae.classifier.config import ClassifierTrainConfig
-from ibvae.data import Dataset, as_images, as_labels, read_npz
+from ibvae.data import Dataset, as_images, as_labels, pixel_scale, read_npz
 from ibvae.errors import IbvaeError, require
 
 SPLITS = ("train", "valid", "test")
@@ -68,9 +68,12 @@ def _check_boxes(origin: str, name: str, boxes: Any, x: np.ndarray) -> np.ndarra
     return boxes.astype(np.int64)
 
 
-def make_split(split: str, x: Any, y: Any, boxes: Any, origin: str) -> Split:
-    """A checked :class:`Split` named ``split`` (for the messages) from raw arrays."""
-    x = as_images(f"x_{split}", x, origin)
+def make_split(
+    split: str, x: Any, y: Any, boxes: Any, origin: str, scale: float | None = None
+) -> Split:
+    """A checked :class:`Split` named ``split`` (for the messages) from raw arrays, with the
+    dataset's pixel ``scale`` (:func:`ibvae.data.pixel_scale`)."""
+    x = as_images(f"x_{split}", x, origin, scale)
     require(y is not None, f"{origin}: x_{split} has no labels y_{split}")
     y = as_labels(f"y_{split}", y, len(x), origin)
     require(y.min() >= 0, f"{origin}: y_{split} has negative labels")
@@ -98,20 +101,24 @@ def load_classification_npz(
     required = tuple(f"{k}_{s}" for s in ("train", "test") for k in ("x", "y") if s in splits)
     arrays = read_npz(path, required)
     origin = str(path)
+    present = [s for s in splits if f"x_{s}" in arrays]
+    scale = pixel_scale({f"x_{s}": arrays[f"x_{s}"] for s in present}, origin)
     out = {
-        s: make_split(s, arrays[f"x_{s}"], arrays.get(f"y_{s}"), arrays.get(f"boxes_{s}"), origin)
-        for s in splits
-        if f"x_{s}" in arrays
+        s: make_split(
+            s, arrays[f"x_{s}"], arrays.get(f"y_{s}"), arrays.get(f"boxes_{s}"), origin, scale
+        )
+        for s in present
     }
     return check_splits(out, origin)
 
 
-def _split_from(split: str, value: Any, origin: str) -> Split:
+def _parts(split: str, value: Any, origin: str) -> tuple[Any, Any, Any]:
+    """``(x, y, boxes)`` of a split given as a :class:`Split` or ``(x, y[, boxes])``."""
     if isinstance(value, Split):
-        return make_split(split, value.x, value.y, value.boxes, origin)
+        return value.x, value.y, value.boxes
     if isinstance(value, list | tuple) and len(value) in (2, 3):
         x, y, *boxes = value
-        return make_split(split, x, y, boxes[0] if boxes else None, origin)
+        return x, y, boxes[0] if boxes else None
     raise IbvaeError(f"{origin}: split {split!r} must be a Split or (x, y[, boxes]); {DATA_FORMS}")
 
 
@@ -136,7 +143,14 @@ def as_splits(data: Any, origin: str = "arrays") -> dict[str, Split]:
         raise IbvaeError(DATA_FORMS)
     missing = [s for s in ("train", "test") if s not in data]
     require(not missing, f"{origin}: no {' or '.join(missing)} split; {DATA_FORMS}")
-    splits = {s: _split_from(s, v, origin) for s, v in data.items()}
+    parts = {s: _parts(s, v, origin) for s, v in data.items()}
+    # A Split is already checked (floats in [0, 1]); the raw arrays share one pixel scale.
+    raw = {f"x_{s}": p[0] for s, p in parts.items() if not isinstance(data[s], Split)}
+    scale = pixel_scale(raw, origin)
+    splits = {
+        s: make_split(s, *p, origin, 1.0 if isinstance(data[s], Split) else scale)
+        for s, p in parts.items()
+    }
     return check_splits(splits, origin)
 
 

@@ -27,7 +27,6 @@ each mode does to the KL maps and the lift.
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,8 +35,9 @@ import keras
 from keras import ops
 
 from ibvae import config as cfg
+from ibvae import runs
 from ibvae.classifier.config import ClassifierModelConfig
-from ibvae.errors import IbvaeError, require
+from ibvae.errors import require
 from ibvae.layers.conv import ConvBNReLU
 from ibvae.layers.pools import InformationPoolBN
 
@@ -222,17 +222,4 @@ def load_classifier(path: str | Path) -> AllCNN:
     path = Path(path)
     if path.is_dir():
         path = path / MODEL_FILE
-    if not path.is_file():
-        raise IbvaeError(f"{path} not found; the run has not finished training")
-    if not zipfile.is_zipfile(path):
-        raise IbvaeError(
-            f"{path} is not a readable .keras file (not a zip archive: truncated or another "
-            "format); retrain, or load the run's best_model.keras"
-        )
-    try:
-        model = keras.saving.load_model(path)
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise IbvaeError(f"cannot read {path} as a .keras model ({e})".splitlines()[0]) from e
-    if not isinstance(model, AllCNN):
-        raise IbvaeError(f"{path} holds a {type(model).__name__}, not an AllCNN classifier")
-    return model
+    return runs.load_keras_model(path, AllCNN, "an AllCNN classifier")

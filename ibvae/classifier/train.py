@@ -22,6 +22,7 @@ import numpy as np
 
 from ibvae import config as cfg
 from ibvae import runs
+from ibvae.callbacks import TrainingCallbacks, epoch_seconds, training_callbacks
 from ibvae.classifier.batchnorm import recalibrate_batchnorm
 from ibvae.classifier.config import ClassifierConfig, ClassifierTrainConfig
 from ibvae.classifier.data import Split, classification_splits, data_origin, num_classes
@@ -84,31 +85,37 @@ def fit_classifier(
     model: AllCNN,
     train: ClassifierTrainConfig,
     splits: dict[str, Split],
-    callbacks: list[keras.callbacks.Callback],
+    fit: TrainingCallbacks,
+    run_dir: Path | None = None,
     verbose: int | str = "auto",
 ) -> dict[str, Any]:
     """Compile and fit ``model`` on the splits' ``train`` (validated on ``valid`` if there is
-    one) with ``callbacks``; returns the timing metrics."""
+    one) with the run's callbacks; stops with :class:`~ibvae.errors.TrainingFailed` on a
+    non-finite loss; returns the timing metrics (over every epoch of the run, resumes too)."""
     tr, valid = splits["train"], splits.get("valid")
     compile_classifier(model, train, -(-len(tr) // train.batch_size))
     if verbose == "auto" and not sys.stdout.isatty():
         verbose = 2  # one line per epoch in logs and pipes, not a progress bar
-    t0 = time.perf_counter()
     history = model.fit(
         tr.x,
         tr.y,
         batch_size=train.batch_size,
         epochs=train.epochs,
         validation_data=(valid.x, valid.y) if valid is not None else None,
-        callbacks=callbacks,
+        callbacks=fit.all,
         verbose=verbose,
     )
-    seconds = time.perf_counter() - t0
+    if fit.guard.failure:
+        runs.fail_run(run_dir, fit.guard.failure, "try a smaller --learning-rate or --beta")
+    seconds = epoch_seconds(run_dir, fit.timer)
+    total = max(sum(seconds), 1e-9)
     return {
+        "status": "completed",
         "n_train": len(tr),
         "epochs_run": len(history.epoch),
-        "train_seconds": round(seconds, 1),
-        "train_images_per_second": round(len(tr) * max(1, len(history.epoch)) / seconds, 1),
+        "epoch_seconds": seconds,
+        "train_seconds": round(total, 1),
+        "train_images_per_second": round(len(tr) * len(seconds) / total, 1),
         "backend": keras.backend.backend(),
     }
 
@@ -190,13 +197,11 @@ def train_classifier(
     )
     runs.set_seed(t.seed)
     model = build_classifier(config.model, shape, len(splits["train"]), num_classes(splits))
-    fit_callbacks = list(callbacks or [])
-    with runs.run_directory(out, resume, overwrite):
+    with runs.run_directory(out, config, resume, overwrite):
         if out is not None:
             say(f"run directory: {out}  (backend: {keras.backend.backend()})")
-            runs.save_config(config, out)
-            monitor = "val_accuracy" if "valid" in splits else "accuracy"
-            fit_callbacks = [*runs.fit_callbacks(out, resume, monitor=monitor), *fit_callbacks]
-        metrics = fit_classifier(model, t, splits, fit_callbacks, verbose)
+        monitor = "val_accuracy" if "valid" in splits else "accuracy"
+        fit = training_callbacks(out, resume, monitor, callbacks)
+        metrics = fit_classifier(model, t, splits, fit, out, verbose)
         metrics["data_source"] = source
         return model, finish_classifier(model, t, splits, out, metrics)

@@ -29,8 +29,6 @@ The prior-space view used by evaluation and sampling: ``u = z`` for the Gaussian
 from __future__ import annotations
 
 import os
-import zipfile
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -39,6 +37,7 @@ from keras import ops
 
 from ibvae import config as cfg
 from ibvae import kl as klf
+from ibvae import runs
 from ibvae.data import binarize_fixed
 from ibvae.errors import IbvaeError
 from ibvae.layers import GaussianSampler, InformationDropout
@@ -342,12 +341,4 @@ def build_vae(config: VAEModelConfig, image_shape: tuple[int, ...], seed: int | 
 
 def load_vae(path: str | os.PathLike) -> VAE:
     """Reload a saved ``.keras`` VAE (no custom_objects needed)."""
-    path = Path(path)
-    if not path.is_file():
-        raise IbvaeError(f"model file {path} not found")
-    if not zipfile.is_zipfile(path):
-        raise IbvaeError(f"{path} is not a readable .keras archive (truncated or another format)")
-    model = keras.saving.load_model(path)
-    if not isinstance(model, VAE):
-        raise IbvaeError(f"{path} holds a {type(model).__name__}, not an ibvae VAE")
-    return model
+    return runs.load_keras_model(path, VAE, "an ibvae VAE")

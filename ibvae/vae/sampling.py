@@ -262,8 +262,11 @@ def interpolate_run(
     dataset = load_dataset(config.train.dataset, options.data or config.train.data)
     x = model.eval_targets(dataset.x_test)
     pairs = options.pairs
-    rng = np.random.default_rng(options.seed)
-    idx = rng.choice(len(x), size=(pairs, 2), replace=len(x) < 2 * pairs)
+    require(
+        2 * pairs <= len(x),
+        f"--pairs {pairs} needs {2 * pairs} distinct test images; the test set has {len(x)}",
+    )
+    idx = np.random.default_rng(options.seed).choice(len(x), size=(pairs, 2), replace=False)
     images = interpolate(model, x[idx[:, 0]], x[idx[:, 1]], options.steps)
     npy = run_dir / "interpolations.npy"
     np.save(npy, images)

@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from ibvae import config as cfg
 from ibvae import runs
+from ibvae.callbacks import epoch_seconds, training_callbacks
 from ibvae.data import Dataset, as_dataset, load_dataset, split_validation
 from ibvae.vae.config import VAEConfig
 from ibvae.vae.evaluate import as_test_metrics, evaluate_vae
 from ibvae.vae.model import VAE, build_vae
-from ibvae.vae.nets import check_conv_shape
 from ibvae.vae.plots import training_figures
 from ibvae.vae.sampling import AGGREGATE_FILE, fit_aggregate, resolve_source, sample_codes
 
@@ -63,57 +64,58 @@ def train_vae(
     say = log or (lambda message: None)
     out = runs.plan_run(run_dir, "vae", config, resume, overwrite)
     dataset = _dataset(config, data)
-    if config.model.arch == "conv":
-        check_conv_shape(dataset.image_shape, config.model.conv_filters)
     if dataset.notice:
         say(dataset.notice)
     say(dataset.describe())
-    with runs.run_directory(out, resume, overwrite):
-        if out is not None:
-            say(f"run directory: {out}  (backend: {keras.backend.backend()})")
-            runs.save_config(config, out)
-        return _fit_and_report(config, dataset, out, resume, list(callbacks or []), verbose)
-
-
-def _fit_and_report(
-    config: VAEConfig,
-    dataset: Dataset,
-    out: Path | None,
-    resume: bool,
-    callbacks: list,
-    verbose: int | str,
-) -> tuple[VAE, dict[str, Any]]:
     t = config.train
     runs.set_seed(t.seed)
     x_train, _, x_val = split_validation(dataset.x_train, dataset.y_train, t.val_fraction, t.seed)
-    model = build_vae(config.model, dataset.image_shape, seed=t.seed)
+    model = build_vae(config.model, dataset.image_shape, seed=t.seed)  # before touching `out`
     model.compile(optimizer=keras.optimizers.Adam(t.learning_rate))
-    validation = None if x_val is None else (model.eval_targets(x_val),)
-    timer = runs.EpochTimer()
-    if out is not None:
+    with runs.run_directory(out, config, resume, overwrite):
+        if out is not None:
+            say(f"run directory: {out}  (backend: {keras.backend.backend()})")
+        validation = None if x_val is None else (model.eval_targets(x_val),)
         monitor = "val_loss" if validation else "loss"
-        callbacks = [*runs.fit_callbacks(out, resume, monitor=monitor), *callbacks]
-    if verbose == "auto" and not sys.stdout.isatty():
-        verbose = 2  # one line per epoch in logs and pipes, not a progress bar
-    model.fit(
-        x_train,
-        epochs=t.epochs,
-        batch_size=t.batch_size,
-        validation_data=validation,
-        callbacks=[*callbacks, timer],
-        verbose=verbose,
-    )
+        fit = training_callbacks(out, resume, monitor, callbacks)
+        if verbose == "auto" and not sys.stdout.isatty():
+            verbose = 2  # one line per epoch in logs and pipes, not a progress bar
+        model.fit(
+            x_train,
+            epochs=t.epochs,
+            batch_size=t.batch_size,
+            validation_data=validation,
+            callbacks=fit.all,
+            verbose=verbose,
+        )
+        if fit.guard.failure:
+            runs.fail_run(out, fit.guard.failure, "try a smaller --learning-rate or --beta")
+        metrics: dict[str, Any] = {
+            "status": "completed",
+            "backend": keras.backend.backend(),
+            "data_source": dataset.source,
+            "n_train": len(x_train),
+            "n_val": 0 if x_val is None else len(x_val),
+            "epoch_seconds": epoch_seconds(out, fit.timer),
+        }
+        return model, _report(model, config, dataset, x_train, out, metrics)
+
+
+def _report(
+    model: VAE,
+    config: VAEConfig,
+    dataset: Dataset,
+    x_train: np.ndarray,
+    out: Path | None,
+    metrics: dict[str, Any],
+) -> dict[str, Any]:
+    """The test report; with a run directory also the model, the aggregate posterior, the
+    figures and ``metrics.json``."""
+    t = config.train
     report = evaluate_vae(model, dataset.x_test, iw=None, seed=t.seed)
-    metrics: dict[str, Any] = {
-        "backend": keras.backend.backend(),
-        "data_source": dataset.source,
-        "n_train": len(x_train),
-        "n_val": 0 if x_val is None else len(x_val),
-        "epoch_seconds": timer.seconds,
-        **as_test_metrics(report),
-    }
+    metrics.update(as_test_metrics(report))
     if out is None:
-        return model, runs.jsonable(metrics)
+        return runs.jsonable(metrics)
     model.save(out / "model.keras")
     aggregate = fit_aggregate(model, x_train, t.mixture_components, t.seed)
     aggregate.save(out / AGGREGATE_FILE)
@@ -121,5 +123,4 @@ def _fit_and_report(
     samples = model.decode(sample_codes(model, 64, source, aggregate, t.seed))
     x_test = model.eval_targets(dataset.x_test)
     training_figures(model, out, x_test, dataset.y_test, samples, source)
-    return model, {**runs.update_metrics(out, metrics), "run_dir": str(out)}
-
+    return {**runs.update_metrics(out, metrics), "run_dir": str(out)}

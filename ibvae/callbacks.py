@@ -1,0 +1,110 @@
+"""The Keras callbacks every training run uses, in the order they must run: the epoch timer
+(it writes ``epoch_seconds`` into the epoch's logs, so the history CSV keeps them across
+resumes), the non-finite-loss guard, then the run directory's checkpoints and logs."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import keras
+
+from ibvae.runs import has_tensorboard
+
+HISTORY_FILE = "history.csv"
+
+
+def _finite(logs: dict | None, key: str = "loss") -> bool:
+    value = (logs or {}).get(key)
+    return value is None or math.isfinite(float(value))
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall-clock seconds of each epoch, also put into the epoch's logs (``epoch_seconds``)
+    for the callbacks after it (the CSV history, TensorBoard)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        self.seconds.append(time.perf_counter() - self._start)
+        if logs is not None:
+            logs["epoch_seconds"] = self.seconds[-1]
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Keras' ``TerminateOnNaN`` that also says where: stops at the first step whose loss is
+    NaN or infinite and keeps ``failure``, one line naming the epoch and step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failure: str | None = None
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        if self.failure is None and not _finite(logs):
+            self.failure = (
+                f"the training loss became {float(logs['loss'])} in epoch {self.epoch} "
+                f"(0-based, as in {HISTORY_FILE}) at step {batch}"
+            )
+            self.model.stop_training = True
+
+
+class FiniteBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` that never saves an epoch whose loss is not finite, so the backup
+    always holds the last finite state (what ``--resume`` restarts from)."""
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        if _finite(logs):
+            super().on_epoch_end(epoch, logs)
+
+
+@dataclasses.dataclass
+class TrainingCallbacks:
+    """What a pipeline passes to ``fit`` (``all``) and reads afterwards (timer, guard)."""
+
+    timer: EpochTimer
+    guard: StopOnNonFinite
+    all: list
+
+
+def training_callbacks(
+    run_dir: Path | None, resume: bool, monitor: str, extra: list | None = None
+) -> TrainingCallbacks:
+    """Timer and guard; with a run directory also the resumable backup, the history CSV, the
+    best-epoch checkpoint and TensorBoard logs (where TensorBoard is installed); then the
+    user's ``extra`` callbacks."""
+    timer, guard = EpochTimer(), StopOnNonFinite()
+    callbacks: list = [timer, guard]
+    if run_dir is not None:
+        callbacks += [
+            FiniteBackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
+            keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resume),
+            keras.callbacks.ModelCheckpoint(
+                str(run_dir / "best_model.keras"), monitor=monitor, save_best_only=True
+            ),
+        ]
+        if has_tensorboard():
+            callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False))
+    return TrainingCallbacks(timer, guard, callbacks + list(extra or []))
+
+
+def epoch_seconds(run_dir: Path | None, timer: EpochTimer) -> list[float]:
+    """Seconds of every epoch of the run, across resumes (from the history CSV), or of this
+    call's epochs when there is no run directory."""
+    path = None if run_dir is None else Path(run_dir) / HISTORY_FILE
+    if path is None or not path.is_file():
+        return list(timer.seconds)
+    with path.open() as f:
+        rows = [r.get("epoch_seconds") for r in csv.DictReader(f)]
+    return [float(s) for s in rows if s not in (None, "", "NA")]
