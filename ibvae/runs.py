@@ -33,6 +33,7 @@ import keras
 import numpy as np
 
 from ibvae import config as cfg
+from ibvae.distribute import is_main_process, worker_directory
 from ibvae.errors import IbvaeError, TrainingFailed
 
 try:  # POSIX; elsewhere runs are not locked
@@ -93,6 +94,8 @@ def plan_run(
         if resume:
             raise IbvaeError("resume=True needs run_dir, the run to continue")
         return None
+    if not is_main_process():
+        return Path(run_dir)  # process 0 checks it and writes it
     out = resolve_run_dir(run_dir, prefix, resume, overwrite)
     if resume:
         check_resume(out, config)
@@ -152,9 +155,14 @@ def run_directory(
     run_dir: Path | None, config: cfg.Config, resume: bool, overwrite: bool
 ) -> Iterator[Path | None]:
     """The run directory for the body of a training, locked (see the module docstring).
-    ``None``: a run that writes nothing (the Python API's ``run_dir=None``)."""
+    ``None``: a run that writes nothing (the Python API's ``run_dir=None``). In a
+    multi-process job only process 0 gets it; the others get a private temporary folder."""
     if run_dir is None:
         yield None
+        return
+    if not is_main_process():
+        with worker_directory(run_dir, resume) as private:
+            yield private
         return
     if resume:
         with lock(run_dir):

@@ -69,7 +69,7 @@ import_keras_quietly()
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 from ibvae import config as cfg  # noqa: E402
-from ibvae import runs  # noqa: E402
+from ibvae import distribute, runs  # noqa: E402
 from ibvae.errors import IbvaeError  # noqa: E402
 
 RUN_DIR = "a training run's --out directory"
@@ -104,6 +104,24 @@ def add_run_flags(p: argparse.ArgumentParser, prefix: str) -> None:
     p.add_argument("--out", help=f"run directory (default runs/{prefix}-<timestamp>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+
+
+def add_process_flags(p: argparse.ArgumentParser) -> None:
+    """Flags of a multi-process JAX job (all three, or none)."""
+    g = p.add_argument_group("several processes (JAX; with --distribution data_parallel)")
+    g.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0")
+    g.add_argument("--num-processes", type=int, metavar="N", help="processes in the job")
+    g.add_argument("--process-id", type=int, metavar="I", help="this process, 0 .. N-1")
+
+
+def start_processes(args: argparse.Namespace) -> None:
+    """Join the multi-process job the flags describe, before any device is used."""
+    given = [args.coordinator, args.num_processes, args.process_id]
+    if all(v is None for v in given):
+        return
+    if any(v is None for v in given):
+        raise IbvaeError("--coordinator, --num-processes and --process-id go together")
+    distribute.initialize(args.coordinator, args.num_processes, args.process_id)
 
 
 def run_config(

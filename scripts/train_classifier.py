@@ -24,8 +24,10 @@ def main(argv: list[str] | None = None) -> None:
     p = _cli.parser(__doc__)
     p.add_argument("--config", help="YAML config (default: the dataclass defaults)")
     _cli.add_run_flags(p, "classifier")
+    _cli.add_process_flags(p)
     cfg.add_flags(p, ClassifierConfig)
     args = p.parse_args(argv)
+    _cli.start_processes(args)
     run_dir = runs.resolve_run_dir(args.out, "classifier", args.resume, args.overwrite)
     config = _cli.run_config(args, ClassifierConfig, run_dir)
     _, m = train_classifier(

@@ -29,8 +29,10 @@ def main(argv: list[str] | None = None) -> None:
     p = _cli.parser(__doc__)
     p.add_argument("--config", help=f"YAML config (default {DEFAULT_CONFIG.name})")
     _cli.add_run_flags(p, "vae")
+    _cli.add_process_flags(p)
     cfg.add_flags(p, VAEConfig)
     args = p.parse_args(argv)
+    _cli.start_processes(args)
     run_dir = runs.resolve_run_dir(args.out, "vae", args.resume, args.overwrite)
     config = _cli.run_config(args, VAEConfig, run_dir, DEFAULT_CONFIG)
     model, m = train_vae(

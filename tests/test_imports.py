@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ibvae"
 MAX_LINES = 360
 
 # Rank of each module: a module may import modules of its own rank or lower, never higher.
-CORE = {"errors", "kl", "config", "data", "runs", "callbacks", "figures", "layers"}
+CORE = {"errors", "kl", "config", "data", "runs", "callbacks", "distribute", "figures", "layers"}
 MODELS = {"vae.config", "vae.nets", "vae.model",
           "classifier.config", "classifier.cluttered", "classifier.data", "classifier.models"}
 

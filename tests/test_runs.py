@@ -174,4 +174,4 @@ def test_resume_refuses_a_changed_model_but_allows_more_epochs(tmp_path):
         runs.check_resume(tmp_path, changed)
     message = str(err.value)
     assert "beta 1.0 -> 2.0" in message and "latent 'gaussian' -> 'information_dropout'" in message
-    assert "only epochs, mixture_components may change" in message
+    assert "only distribution, epochs, mixture_components, steps_per_execution may change" in message

@@ -9,6 +9,7 @@ import dataclasses
 from typing import ClassVar, Literal
 
 from ibvae.config import Config, option, section
+from ibvae.distribute import Distribution
 
 Arch = Literal["allcnn96", "allcnn32"]
 Dropout = Literal["information", "binary", "none"]
@@ -61,6 +62,12 @@ class ClassifierTrainConfig(Config):
         True, "re-estimate the batch-norm statistics with the noise off before testing"
     )
     seed: int = option(0, "seed of the weights and the noise")
+    distribution: Distribution = option(
+        "none", "none (one device) or data_parallel (one replica per visible device)"
+    )
+    steps_per_execution: int = option(
+        1, "training steps per compiled call: fewer host round trips, the same numbers", ge=1
+    )
 
 
 @dataclasses.dataclass
@@ -69,7 +76,10 @@ class ClassifierConfig(Config):
 
     # What may differ when a run is resumed (``--resume``): the length and schedule of the
     # run, and whether batch norm is recalibrated at its end.
-    resumable: ClassVar[tuple[str, ...]] = ("epochs", "lr_drops", "lr_drop_factor", "recalibrate")
+    resumable: ClassVar[tuple[str, ...]] = (
+        "epochs", "lr_drops", "lr_drop_factor", "recalibrate", "distribution",
+        "steps_per_execution",
+    )
 
     model: ClassifierModelConfig = section(ClassifierModelConfig, "the network")
     train: ClassifierTrainConfig = section(ClassifierTrainConfig, "data and training")

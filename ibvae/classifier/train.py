@@ -21,13 +21,14 @@ import keras
 import numpy as np
 
 from ibvae import config as cfg
-from ibvae import runs
+from ibvae import distribute, runs
 from ibvae.callbacks import TrainingCallbacks, epoch_seconds, training_callbacks
 from ibvae.classifier.batchnorm import recalibrate_batchnorm
 from ibvae.classifier.config import ClassifierConfig, ClassifierTrainConfig
 from ibvae.classifier.data import Split, classification_splits, data_origin, num_classes
 from ibvae.classifier.models import MODEL_FILE, AllCNN, build_classifier
 from ibvae.classifier.plots import plot_confusion
+from ibvae.errors import require
 
 
 def lr_schedule(train: ClassifierTrainConfig, steps_per_epoch: int):
@@ -55,6 +56,7 @@ def compile_classifier(model: AllCNN, train: ClassifierTrainConfig, steps_per_ep
     """Cross-entropy (+ the pools' KL losses, added by the layers) with accuracy and the bare
     cross-entropy as metrics, so ``loss - ce`` in the history is the weighted KL term."""
     model.compile(
+        steps_per_execution=train.steps_per_execution,
         optimizer=make_optimizer(train, steps_per_epoch),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[
@@ -93,13 +95,15 @@ def fit_classifier(
     one) with the run's callbacks; stops with :class:`~ibvae.errors.TrainingFailed` on a
     non-finite loss; returns the timing metrics (over every epoch of the run, resumes too)."""
     tr, valid = splits["train"], splits.get("valid")
-    compile_classifier(model, train, -(-len(tr) // train.batch_size))
+    processes = distribute.process_count()
+    batch_size = train.batch_size // processes  # this process's share of every batch
+    compile_classifier(model, train, -(-len(tr) // batch_size))
     if verbose == "auto" and not sys.stdout.isatty():
         verbose = 2  # one line per epoch in logs and pipes, not a progress bar
     history = model.fit(
         tr.x,
         tr.y,
-        batch_size=train.batch_size,
+        batch_size=batch_size,
         epochs=train.epochs,
         validation_data=(valid.x, valid.y) if valid is not None else None,
         callbacks=fit.all,
@@ -111,11 +115,11 @@ def fit_classifier(
     total = max(sum(seconds), 1e-9)
     return {
         "status": "completed",
-        "n_train": len(tr),
+        "n_train": len(tr) * processes,
         "epochs_run": len(history.epoch),
         "epoch_seconds": seconds,
         "train_seconds": round(total, 1),
-        "train_images_per_second": round(len(tr) * len(seconds) / total, 1),
+        "train_images_per_second": round(len(tr) * processes * len(seconds) / total, 1),
         "backend": keras.backend.backend(),
     }
 
@@ -196,12 +200,32 @@ def train_classifier(
         + f" images of shape {shape}"
     )
     runs.set_seed(t.seed)
-    model = build_classifier(config.model, shape, len(splits["train"]), num_classes(splits))
-    with runs.run_directory(out, config, resume, overwrite):
+    plan = distribute.Plan(t.distribution, t.batch_size)
+    with plan.scope():  # the model is built before anything in `out` is touched
+        model = build_classifier(config.model, shape, len(splits["train"]), num_classes(splits))
+    with runs.run_directory(out, config, resume, overwrite) as here:
         if out is not None:
-            say(f"run directory: {out}  (backend: {keras.backend.backend()})")
+            say(f"run directory: {out}  (backend: {keras.backend.backend()}, "
+                f"{plan.replicas} device(s), {distribute.process_count()} process(es))")
         monitor = "val_accuracy" if "valid" in splits else "accuracy"
-        fit = training_callbacks(out, resume, monitor, callbacks)
-        metrics = fit_classifier(model, t, splits, fit, out, verbose)
-        metrics["data_source"] = source
-        return model, finish_classifier(model, t, splits, out, metrics)
+        fit = training_callbacks(here, resume, monitor, callbacks)
+        with plan.scope():
+            metrics = fit_classifier(model, t, fit_splits(plan, splits, t.batch_size), fit,
+                                     here, verbose)
+        metrics.update(data_source=source, devices=plan.replicas,
+                       processes=distribute.process_count())
+        return model, finish_classifier(model, t, splits, here, metrics)
+
+
+def fit_splits(plan: distribute.Plan, splits: dict[str, Split], batch_size: int) -> dict:
+    """The train and valid splits as this process feeds them to ``fit`` under ``plan``
+    (whole batches, this process's block of each; see :meth:`ibvae.distribute.Plan.batches`)."""
+    out = {}
+    for name in ("train", "valid"):
+        if name in splits:
+            (x, _), (y, _) = (plan.batches(a, batch_size) for a in (splits[name].x, splits[name].y))
+            if x is not None:
+                out[name] = Split(x, y)
+    require("train" in out, f"{len(splits['train'])} training images are fewer than one batch "
+            f"of {batch_size}; data_parallel trains on whole batches")
+    return out

@@ -16,6 +16,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from ibvae.distribute import sync_batchnorm
 from ibvae.errors import one_of
 
 PADDINGS = ("same", "valid", "symmetric")
@@ -109,7 +110,9 @@ class ConvBNReLU(keras.layers.Layer):
             kernel_regularizer=reg,
             name="conv",
         )
-        self.bn = keras.layers.BatchNormalization(name="bn")
+        # Under a multi-replica TensorFlow strategy the batch statistics are those of the
+        # global batch, as on one device (not saved: rebuilt for wherever the model loads).
+        self.bn = keras.layers.BatchNormalization(name="bn", synchronized=sync_batchnorm())
 
     def build(self, input_shape) -> None:
         self.conv.build(input_shape)

@@ -17,9 +17,10 @@ import keras
 import numpy as np
 
 from ibvae import config as cfg
-from ibvae import runs
+from ibvae import distribute, runs
 from ibvae.callbacks import epoch_seconds, training_callbacks
 from ibvae.data import Dataset, as_dataset, load_dataset, split_validation
+from ibvae.errors import require
 from ibvae.vae.config import VAEConfig
 from ibvae.vae.evaluate import as_test_metrics, evaluate_vae
 from ibvae.vae.model import VAE, build_vae
@@ -70,35 +71,48 @@ def train_vae(
     t = config.train
     runs.set_seed(t.seed)
     x_train, _, x_val = split_validation(dataset.x_train, dataset.y_train, t.val_fraction, t.seed)
-    model = build_vae(config.model, dataset.image_shape, seed=t.seed)  # before touching `out`
-    model.compile(optimizer=keras.optimizers.Adam(t.learning_rate))
-    with runs.run_directory(out, config, resume, overwrite):
+    plan = distribute.Plan(t.distribution, t.batch_size)
+    with plan.scope():  # the model is built before anything in `out` is touched
+        model = build_vae(config.model, dataset.image_shape, seed=t.seed)
+        model.compile(
+            optimizer=keras.optimizers.Adam(t.learning_rate),
+            steps_per_execution=t.steps_per_execution,
+        )
+    x_fit, batch_size = plan.batches(x_train, t.batch_size)
+    require(x_fit is not None, f"{len(x_train)} training images are fewer than one batch of "
+            f"{t.batch_size}; data_parallel trains on whole batches")
+    x_val_fit, _ = plan.batches(x_val, t.batch_size)
+    with runs.run_directory(out, config, resume, overwrite) as here:
         if out is not None:
-            say(f"run directory: {out}  (backend: {keras.backend.backend()})")
-        validation = None if x_val is None else (model.eval_targets(x_val),)
+            say(f"run directory: {out}  (backend: {keras.backend.backend()}, "
+                f"{plan.replicas} device(s), {distribute.process_count()} process(es))")
+        validation = None if x_val_fit is None else (model.eval_targets(x_val_fit),)
         monitor = "val_loss" if validation else "loss"
-        fit = training_callbacks(out, resume, monitor, callbacks)
+        fit = training_callbacks(here, resume, monitor, callbacks)
         if verbose == "auto" and not sys.stdout.isatty():
             verbose = 2  # one line per epoch in logs and pipes, not a progress bar
-        model.fit(
-            x_train,
-            epochs=t.epochs,
-            batch_size=t.batch_size,
-            validation_data=validation,
-            callbacks=fit.all,
-            verbose=verbose,
-        )
+        with plan.scope():
+            model.fit(
+                x_fit,
+                epochs=t.epochs,
+                batch_size=batch_size,
+                validation_data=validation,
+                callbacks=fit.all,
+                verbose=verbose,
+            )
         if fit.guard.failure:
-            runs.fail_run(out, fit.guard.failure, "try a smaller --learning-rate or --beta")
+            runs.fail_run(here, fit.guard.failure, "try a smaller --learning-rate or --beta")
         metrics: dict[str, Any] = {
             "status": "completed",
             "backend": keras.backend.backend(),
+            "devices": plan.replicas,
+            "processes": distribute.process_count(),
             "data_source": dataset.source,
-            "n_train": len(x_train),
+            "n_train": len(x_fit) * distribute.process_count(),
             "n_val": 0 if x_val is None else len(x_val),
-            "epoch_seconds": epoch_seconds(out, fit.timer),
+            "epoch_seconds": epoch_seconds(here, fit.timer),
         }
-        return model, _report(model, config, dataset, x_train, out, metrics)
+        return model, _report(model, config, dataset, x_train, here, metrics)
 
 
 def _report(
