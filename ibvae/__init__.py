@@ -8,6 +8,8 @@ The public API, re-exported from the modules that define it:
 * the IB-VAE: :class:`VAE` (bring your own encoder and decoder), :func:`evaluate_vae`,
   :func:`train_vae`, its configs;
 * the supervised experiment: :class:`AllCNN`, :func:`train_classifier`, its configs;
+* :func:`sweep_beta`: a VAE or classifier config over a list of beta (and seeds): one run per
+  point, one table, its figures;
 * :class:`IbvaeError`, the one exception type for user mistakes.
 """
 
@@ -33,6 +35,7 @@ from ibvae.layers import (
     InformationPoolBN,
     PaddedConv2D,
 )
+from ibvae.sweep import SweepOptions, sweep_beta
 from ibvae.vae.config import VAEConfig, VAEModelConfig, VAETrainConfig
 from ibvae.vae.evaluate import evaluate_vae
 from ibvae.vae.model import VAE, build_vae, load_vae
@@ -57,6 +60,7 @@ __all__ = [
     "InformationPool",
     "InformationPoolBN",
     "PaddedConv2D",
+    "SweepOptions",
     "VAEConfig",
     "VAEModelConfig",
     "VAETrainConfig",
@@ -70,6 +74,7 @@ __all__ = [
     "load_dataset",
     "load_vae",
     "recalibrate_batchnorm",
+    "sweep_beta",
     "train_classifier",
     "train_vae",
 ]

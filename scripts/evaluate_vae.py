@@ -4,8 +4,9 @@
     python scripts/evaluate_vae.py RUN_DIR --iw 1000
 
 Reports the test negative ELBO (reconstruction + KL), the importance-weighted NLL (log-normal
-and Gaussian latents; undefined for the log-uniform prior), active units and the Gaussian
-total correlation of the latent, all in nats per example.
+and Gaussian latents; undefined for the log-uniform prior), all in nats per example, and the
+active units and total correlation of the latent, defined alike for every latent (see
+ibvae/vae/metrics.py): TC in nats, next to its value on shuffled codes and the difference.
 """
 
 from __future__ import annotations
@@ -33,10 +34,16 @@ def main(argv: list[str] | None = None) -> None:
             f"{m['reconstruction']:.2f} + KL {m['kl']:.2f} (NOT a bound)"
         )
         print(f"note: {m['iw_note']}")
-    print(
-        f"active units {m['active_units']}; total correlation {m['total_correlation']:.2f} "
-        f"nats over {m['tc_units']} units; merged into {args.run_dir}/metrics.json"
-    )
+    print(f"active units {m['active_units']} (input explains > 1% of a unit's variance)")
+    if m["total_correlation"] is None:
+        print(f"total correlation: too few test images for {m['tc_units']} units")
+    else:
+        print(
+            f"total correlation {m['total_correlation']:.3f} nats over {m['tc_units']} units "
+            f"({m['total_correlation_shuffled']:.3f} on shuffled codes, excess "
+            f"{m['total_correlation_excess']:.3f})"
+        )
+    print(f"merged into {args.run_dir}/metrics.json")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,33 @@ def test_log_normal_kl_matches_tfp_closed_form():
     assert ours.shape == features.shape
 
 
+@pytest.mark.parametrize("unit_shape", [(5,), (2, 3, 4)])
+def test_per_unit_log_normal_kl_matches_tfp(unit_shape):
+    """prior_shape='unit': one (mu, sigma) per unit, broadcast over the batch."""
+    shape = (16, *unit_shape)
+    features = rng.exponential(1.0, size=shape).astype("float32")
+    features.reshape(16, -1)[:3, :2] = 0.0  # a few exact zeros, clamped like the layer prior
+    logits = rng.normal(0, 2, size=shape).astype("float32")
+    mu = rng.normal(0, 1, size=unit_shape).astype("float32")
+    sigma = rng.uniform(0.3, 2.0, size=unit_shape).astype("float32")
+    layer = InformationDropout(prior="log_normal", prior_shape="unit")
+    layer.build([(None, *unit_shape)] * 2)
+    assert tuple(layer.prior_mu.shape) == unit_shape == tuple(layer.prior_log_sigma.shape)
+    layer.prior_mu.assign(mu)
+    layer.prior_log_sigma.assign(np.log(sigma))
+    ours = np_(layer.kl(features, logits))
+    loc = np.log(np.maximum(features, klf.FEATURE_FLOOR)).astype("float64")
+    expected = tfd.kl_divergence(
+        tfd.Normal(loc, np_(layer.alpha(logits))),
+        tfd.Normal(mu.astype("float64"), sigma.astype("float64")),  # broadcast over the batch
+    ).numpy()
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+    # The same values as a layer-wide prior equal to one unit's parameters, on that unit.
+    flat = (slice(None), *([0] * len(unit_shape)))
+    single = log_normal_layer(float(mu[flat[1:]]), float(sigma[flat[1:]]))
+    np.testing.assert_allclose(ours[flat], np_(single.kl(features, logits))[flat], rtol=1e-5)
+
+
 @pytest.mark.parametrize("f, logit", [(0.5, -1.0), (2.0, 1.5), (1e-6, 0.0)])
 def test_log_normal_kl_matches_monte_carlo_of_tfp_lognormal(f, logit):
     """KL(q || p) = E_q[log q(z) - log p(z)] over z = f * eps, estimated with TFP LogNormals."""

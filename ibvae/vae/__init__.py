@@ -3,6 +3,6 @@ Gaussian sampler).
 
 Modules, in the order they import each other: :mod:`.config` (the hyperparameters),
 :mod:`.nets` (the built-in encoder / decoder), :mod:`.model` (the :class:`~.model.VAE`, which
-takes any encoder and decoder), then the pipelines :mod:`.evaluate`, :mod:`.sampling`,
-:mod:`.plots` and :mod:`.train`.
+takes any encoder and decoder), then the pipelines :mod:`.metrics`, :mod:`.evaluate`,
+:mod:`.sampling`, :mod:`.plots` and :mod:`.train`.
 """

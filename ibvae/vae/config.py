@@ -10,12 +10,23 @@ from typing import ClassVar, Literal
 
 from ibvae.config import Config, option, section
 from ibvae.data import DatasetName
+from ibvae.distribute import Distribution
 from ibvae.errors import require
 
 Latent = Literal["information_dropout", "information_dropout_lognormal", "gaussian"]
 Arch = Literal["mlp", "conv"]
 Targets = Literal["binarized", "continuous"]
+PriorShape = Literal["layer", "unit"]
 LATENTS: tuple[str, ...] = typing.get_args(Latent)
+
+
+def check_prior_shape(latent: str, prior_shape: str) -> None:
+    """Only the log-normal latent has prior parameters to learn per unit."""
+    require(
+        prior_shape == "layer" or latent == "information_dropout_lognormal",
+        f"prior_shape 'unit' needs latent information_dropout_lognormal (the {latent} prior "
+        "has no learned parameters)",
+    )
 
 
 @dataclasses.dataclass
@@ -45,12 +56,17 @@ class VAEModelConfig(Config):
     beta: float = option(1.0, "weight of the KL term in the loss (1: a VAE)", ge=0)
     max_alpha: float = option(0.7, "Information Dropout: scale of the sigmoid in alpha", gt=0)
     min_alpha: float = option(0.001, "Information Dropout: floor of alpha (keeps KL finite)", gt=0)
+    prior_shape: PriorShape = option(
+        "layer",
+        "log-normal latent: one learned prior (mu, sigma) for the layer, or one per unit",
+    )
 
     def validate(self) -> None:
         require(
             len(self.conv_filters) >= 1,
             f"conv_filters must be a non-empty list of sizes >= 1, got {self.conv_filters}",
         )
+        check_prior_shape(self.latent, self.prior_shape)
 
 
 @dataclasses.dataclass
@@ -70,6 +86,12 @@ class VAETrainConfig(Config):
     batch_size: int = option(100, "images per step", ge=1)
     learning_rate: float = option(0.001, "Adam learning rate", gt=0, aliases=("--lr",))
     seed: int = option(0, "seed of the weights, the noise and the validation split")
+    distribution: Distribution = option(
+        "none", "none (one device) or data_parallel (one replica per visible device)"
+    )
+    steps_per_execution: int = option(
+        10, "training steps per compiled call: fewer host round trips, the same numbers", ge=1
+    )
     mixture_components: int = option(
         10, "components of the aggregate-posterior mixture fitted after training", ge=1
     )
@@ -80,7 +102,9 @@ class VAEConfig(Config):
     """One VAE run: ``model`` and ``train`` sections."""
 
     # What may differ when a run is resumed (``--resume``): more epochs, a new sampler fit.
-    resumable: ClassVar[tuple[str, ...]] = ("epochs", "mixture_components")
+    resumable: ClassVar[tuple[str, ...]] = (
+        "epochs", "mixture_components", "distribution", "steps_per_execution"
+    )
 
     model: VAEModelConfig = section(VAEModelConfig, "the model")
     train: VAETrainConfig = section(VAETrainConfig, "data and training")

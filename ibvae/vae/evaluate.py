@@ -1,11 +1,12 @@
-"""Evaluation of a trained VAE: ELBO, importance-weighted NLL, active units, total correlation.
+"""Evaluation of a trained VAE: ELBO, importance-weighted NLL, and the latent statistics of
+:mod:`ibvae.vae.metrics` (active units, total correlation, defined alike for every latent).
 
 Everything is computed from the model's parts (``encoder``, ``latent_layer``, ``decoder``, see
 :class:`ibvae.VAE`) with NumPy noise drawn from a fixed seed, so the numbers do not depend on
 the state of the layers' seed generators: a reloaded model gives the same test ELBO as the
-one that was saved. The posterior is taken in prior space (``u = z`` for the Gaussian latent,
-``u = log z`` for Information Dropout); the log-uniform prior is improper, so that latent has
-no ``log p(u)`` and no importance-weighted NLL.
+one that was saved. The importance-weighted NLL takes the posterior in prior space (``u = z``
+for the Gaussian latent, ``u = log z`` for Information Dropout); the log-uniform prior is
+improper, so that latent has no ``log p(u)`` and no importance-weighted NLL.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ibvae.config import Config, option
 from ibvae.data import load_dataset
 from ibvae.errors import IbvaeError, require
 from ibvae.vae.config import VAEConfig
+from ibvae.vae.metrics import total_correlation, unit_statistics
 from ibvae.vae.model import LOG_UNIFORM_NOTE, VAE, load_vae, reconstruction_nll
 
 IW_UNDEFINED = (
@@ -126,56 +128,6 @@ def iw_nll(
     return float(np.mean(nll))
 
 
-def unit_statistics(model: VAE, x: np.ndarray) -> dict[str, Any]:
-    """Active units and per-unit noise.
-
-    A unit is *active* when its posterior mean in u-space varies over the data by more than
-    1% of a reference variance (Burda et al.'s criterion, ``Var_x E_q[u] > 0.01``): the prior
-    variance (1 for the Gaussian, ``sigma^2`` for the log-normal prior) or, for the improper
-    log-uniform prior, the unit's own mean noise variance ``E_x[alpha^2]``.
-    """
-    a, b = model.posterior(x)
-    mean, std = model.posterior_u(a, b)
-    activity = mean.var(axis=0)
-    prior = model.prior()
-    reference = np.full(model.latent_dim, prior[1] ** 2) if prior else np.mean(std**2, axis=0)
-    stats: dict[str, Any] = {
-        "active_units": int(np.sum(activity > 0.01 * reference)),
-        "unit_activity": activity,
-    }
-    if model.multiplicative:
-        alpha = std
-        top = model.latent_layer.alpha_top
-        stats["mean_alpha"] = alpha.mean(axis=0)
-        stats["units_at_max_alpha"] = int(np.sum(alpha.mean(axis=0) > 0.99 * top))
-        stats["zero_code_fraction"] = np.mean(a <= 0, axis=0)
-    else:
-        stats["mean_posterior_std"] = std.mean(axis=0)
-    if prior is not None and model.latent == "information_dropout_lognormal":
-        stats["prior_mu"], stats["prior_sigma"] = prior
-    return stats
-
-
-def gaussian_total_correlation(u: np.ndarray) -> float:
-    """TC of a full-covariance Gaussian fitted to ``u`` (N, d):
-    ``0.5 (sum log diag C - log det C)`` nats; 0 exactly when ``C`` is diagonal."""
-    cov = np.atleast_2d(np.cov(u, rowvar=False))
-    _, logdet = np.linalg.slogdet(cov)
-    return float(0.5 * (np.sum(np.log(np.diag(cov))) - logdet))
-
-
-def total_correlation(model: VAE, x: np.ndarray, seed: int = 0) -> dict[str, float]:
-    """Gaussian total correlation of the aggregate posterior in u-space (``log z`` for the
-    multiplicative latents): one posterior sample per image, a full-covariance Gaussian fit,
-    ``TC = 0.5 (sum log diag C - log det C)`` in nats. Units that never vary are left out."""
-    a, b = model.posterior(x)
-    mean, std = model.posterior_u(a, b)
-    u = mean + std * np.random.default_rng(seed).standard_normal(mean.shape)
-    keep = u.var(axis=0) > 1e-8
-    tc = gaussian_total_correlation(u[:, keep]) if keep.sum() >= 2 else 0.0
-    return {"total_correlation": float(tc), "tc_units": int(keep.sum())}
-
-
 def evaluate_vae(
     model: VAE,
     x: np.ndarray,
@@ -188,7 +140,8 @@ def evaluate_vae(
     for binarized targets), in nats per example: ``neg_elbo`` = ``reconstruction`` + ``kl``
     (``n_samples`` posterior draws), ``iw_nll`` (``iw`` importance samples; ``None`` with an
     ``iw_note`` for the log-uniform latent, or when ``iw`` is 0 / None), ``active_units`` and
-    the per-unit statistics, the Gaussian ``total_correlation``, ``elbo_is_bound``."""
+    the per-unit statistics, the Gaussian-copula ``total_correlation`` with its shuffled
+    baseline and excess (:mod:`ibvae.vae.metrics`), ``elbo_is_bound``."""
     x = np.asarray(x)
     require(x.ndim >= 2 and len(x) >= 1, f"x must be a non-empty batch of images, got {x.shape}")
     require(

@@ -12,9 +12,9 @@ Three latents (``latent=``):
 * ``gaussian``: the standard VAE (mean, log-variance, ``N(0, I)`` prior).
 
 Loss per example: reconstruction NLL (Bernoulli logits, summed over pixels) + ``beta`` * KL
-(summed over units), in nats. The latent layer runs with ``kl_weight=0``: the model computes
-the KL itself (``latent_layer.kl``) so that one ``compute_loss`` / ``compute_metrics`` pair
-works on every backend.
+(summed over units), in nats, added with ``add_loss`` (so Keras scales it across replicas).
+The latent layer runs with ``kl_weight=0``: the model computes the KL itself
+(``latent_layer.kl``) so that ``compute_metrics`` can track its terms on every backend.
 
 Targets: ``binarized`` draws a fresh binarization of every training batch (dynamic
 binarization; a binary image is unchanged by it, so a test set binarized once with
@@ -41,7 +41,7 @@ from ibvae import runs
 from ibvae.data import binarize_fixed
 from ibvae.errors import IbvaeError
 from ibvae.layers import GaussianSampler, InformationDropout
-from ibvae.vae.config import VAEModelConfig
+from ibvae.vae.config import VAEModelConfig, check_prior_shape
 from ibvae.vae.nets import build_decoder, build_encoder
 
 LOG_UNIFORM_NOTE = (
@@ -55,7 +55,7 @@ IMPROPER_PRIOR = (
     "aggregate)"
 )
 # The model config's fields that are the VAE's own arguments (the rest build the networks).
-VAE_OPTIONS = ("latent", "beta", "targets", "max_alpha", "min_alpha")
+VAE_OPTIONS = ("latent", "beta", "targets", "max_alpha", "min_alpha", "prior_shape")
 
 
 def reconstruction_nll(target, logits):
@@ -108,14 +108,17 @@ def _check_networks(encoder: Any, decoder: Any) -> tuple[tuple, tuple]:
 
 @keras.saving.register_keras_serializable(package="ibvae")
 class VAE(keras.Model):
-    """``encoder -> latent layer -> decoder``; ``call`` returns ``{"logits", "target", "kl"}``.
+    """``encoder -> latent layer -> decoder``; ``call`` returns ``{"logits", "target", "kl",
+    "reconstruction"}`` (per example) and adds the loss, ``mean(reconstruction + beta * kl)``.
 
     Args:
         encoder: functional ``keras.Model``, images -> ``[a, b]`` of the latent shape (see
             :mod:`ibvae.vae.nets`); ``a`` is activated here (ReLU / softplus) for
             Information Dropout.
         decoder: functional ``keras.Model``, code -> image-shaped Bernoulli logits.
-        latent, beta, targets, max_alpha, min_alpha: as :class:`~ibvae.vae.config.VAEModelConfig`
+        latent, beta, targets, max_alpha, min_alpha, prior_shape: as
+            :class:`~ibvae.vae.config.VAEModelConfig` (``prior_shape="unit"``: one learned
+            log-normal prior per latent unit)
             (the same checks apply).
         seed: seed of the latent noise and of the dynamic binarization.
 
@@ -132,6 +135,7 @@ class VAE(keras.Model):
         targets: str = "binarized",
         max_alpha: float = 0.7,
         min_alpha: float = 0.001,
+        prior_shape: str = "layer",
         seed: int | None = None,
         **kwargs: Any,
     ) -> None:
@@ -143,7 +147,9 @@ class VAE(keras.Model):
             targets=targets,
             max_alpha=max_alpha,
             min_alpha=min_alpha,
+            prior_shape=prior_shape,
         )
+        check_prior_shape(latent, prior_shape)
         self.latent, self.beta, self.targets = latent, float(beta), targets
         self.seed = seed
         self.image_shape, self.latent_shape = _check_networks(encoder, decoder)
@@ -156,6 +162,7 @@ class VAE(keras.Model):
                 prior="log_uniform" if latent == "information_dropout" else "log_normal",
                 max_alpha=max_alpha,
                 min_alpha=min_alpha,
+                prior_shape=prior_shape,
                 kl_weight=0.0,
                 seed=latent_seed,
                 name="latent",
@@ -216,14 +223,13 @@ class VAE(keras.Model):
         logits = self.decoder(z, training=training)
         kl = self.latent_layer.kl(a, b)
         kl = ops.sum(ops.reshape(kl, (ops.shape(kl)[0], -1)), axis=-1)
-        return {"logits": logits, "target": target, "kl": kl}
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        recon = reconstruction_nll(y_pred["target"], y_pred["logits"])
-        return ops.mean(recon + self.beta * y_pred["kl"])
+        recon = reconstruction_nll(target, logits)
+        # The loss goes through add_loss, so Keras scales it for tf.distribute replicas.
+        self.add_loss(ops.mean(recon + self.beta * kl))
+        return {"logits": logits, "target": target, "kl": kl, "reconstruction": recon}
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        recon = reconstruction_nll(y_pred["target"], y_pred["logits"])
+        recon = y_pred["reconstruction"]
         self.reconstruction_tracker.update_state(recon)
         self.kl_tracker.update_state(y_pred["kl"])
         self.neg_elbo_tracker.update_state(recon + y_pred["kl"])
@@ -286,13 +292,15 @@ class VAE(keras.Model):
         )
         return _np(ops.sum(kl, axis=-1))
 
-    def prior(self) -> tuple[float, float] | None:
-        """``(mu, sigma)`` of the prior in prior space, or None (improper log-uniform)."""
+    def prior(self) -> tuple[Any, Any] | None:
+        """``(mu, sigma)`` of the prior in prior space: floats, or arrays of ``latent_dim``
+        (flattened) for a per-unit prior; None for the improper log-uniform prior."""
         if self.latent == "gaussian":
             return 0.0, 1.0
         if self.latent == "information_dropout_lognormal":
             layer = self.latent_layer
-            return float(_np(layer.prior_mu)), float(_np(layer.prior_sigma))
+            mu, sigma = _np(layer.prior_mu).reshape(-1), _np(layer.prior_sigma).reshape(-1)
+            return (float(mu[0]), float(sigma[0])) if mu.size == 1 else (mu, sigma)
         return None
 
     def sample_prior(self, n: int, seed: int | None = None) -> np.ndarray:

