@@ -18,8 +18,10 @@ Rows. VAE: ``rate`` = the test KL, ``distortion`` = the test reconstruction NLL,
 ``iw_nll`` (where the prior is proper), ``active_units``, ``total_correlation`` and
 ``total_correlation_excess`` (:mod:`ibvae.vae.metrics`), all in nats per example at beta 1
 (for the log-uniform latent the rate is known only up to a constant, ``elbo_is_bound`` is
-false). Classifier: ``test_error`` (%), ``kl_nats_<i>`` and ``kl_lift_<i>`` for each
-information pool (:mod:`ibvae.classifier.kl_maps`), ``rate`` = their KL summed over pools.
+false). Classifier: ``test_error`` (%), ``kl_nats_<i>``, ``kl_lift_<i>`` and ``kl_auc_<i>``
+for each information pool (:mod:`ibvae.classifier.kl_maps`), ``rate`` = their KL summed over
+pools, and ``nuisance_error_<i>`` (%) for each pool once :mod:`ibvae.classifier.probe` has
+probed the point (a rerun of the sweep, every point skipped, collects it).
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ from ibvae.vae.train import train_vae
 
 CONFIG_KINDS: dict[str, type[Config]] = {"vae": VAEConfig, "classifier": ClassifierConfig}
 SWEEP_CSV = "sweep.csv"
+# classifier metrics with one value per pool, each a column <key>_<pool> of sweep.csv
+# (nuisance_error: written by scripts/probe_nuisance.py; rerun the sweep to collect it)
+PER_POOL_COLUMNS = ("kl_nats", "kl_lift", "kl_auc", "nuisance_error")
 
 
 @dataclasses.dataclass
@@ -139,7 +144,9 @@ def _evaluate_vae_point(run_dir: Path, config: VAEConfig, iw: int) -> str:
 
 def _evaluate_classifier_point(run_dir: Path, config: ClassifierConfig) -> str:
     metrics = runs.read_metrics(run_dir)
-    if config.model.dropout != "information" or "kl_nats" in metrics:
+    # done: the KL per pool, and the AUC wherever there is a lift (older runs lack the AUC)
+    done = "kl_nats" in metrics and ("kl_lift" not in metrics or "kl_auc" in metrics)
+    if config.model.dropout != "information" or done:
         return ""
     require(config.train.data is not None, f"{run_dir}: the config has no data path")
     test = load_classification_npz(config.train.data, splits=("test",))["test"]
@@ -182,13 +189,10 @@ def point_row(kind: str, label: str, beta: float, seed: int, run_dir: Path) -> d
             tc_units=m.get("test_tc_units"),
         )
     else:
-        nats, lift = m.get("kl_nats") or [], m.get("kl_lift") or []
-        row.update(
-            test_error=m.get("test_error"),
-            rate=float(np.sum(nats)) if nats else None,
-            **{f"kl_nats_{i + 1}": v for i, v in enumerate(nats)},
-            **{f"kl_lift_{i + 1}": v for i, v in enumerate(lift)},
-        )
+        nats = m.get("kl_nats") or []
+        row.update(test_error=m.get("test_error"), rate=float(np.sum(nats)) if nats else None)
+        for key in PER_POOL_COLUMNS:
+            row.update({f"{key}_{i + 1}": v for i, v in enumerate(m.get(key) or [])})
     row["run_dir"] = str(run_dir)
     return {k: _number(v) for k, v in row.items()}
 

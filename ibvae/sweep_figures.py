@@ -58,7 +58,8 @@ def metric_columns(rows: list[dict[str, Any]], kind: str) -> list[str]:
         keys = list(VAE_METRICS)
     else:
         keys = ["test_error", "rate"] + [k for k in dict.fromkeys(k for r in rows for k in r)
-                                         if k.startswith(("kl_nats_", "kl_lift_"))]
+                                         if k.startswith(("kl_nats_", "kl_lift_", "kl_auc_",
+                                                         "nuisance_error_"))]
     return [k for k in keys if any(np.isfinite(_value(r, k)) for r in rows)]
 
 

@@ -1,10 +1,13 @@
 #!/usr/bin/env python
-"""KL heatmaps of a trained information-dropout classifier, and the localisation lift.
+"""KL heatmaps of a trained information-dropout classifier, the localisation lift and AUC.
 
     python scripts/plot_kl_maps.py RUN_DIR --n 6
 
-Writes RUN_DIR/figures/kl_maps.png and adds kl_lift / kl_nats / kl_map_shapes / kl_border (one
-value per information pool, shallow to deep) to RUN_DIR/metrics.json.
+Writes RUN_DIR/figures/kl_maps.png and adds kl_lift / kl_lift_max / kl_auc / kl_nats /
+kl_map_shapes / kl_border (one value per information pool, shallow to deep) to
+RUN_DIR/metrics.json. The digit box is mapped to each pool's cells through their true
+receptive-field centres; kl_auc (0.5 = chance, 1 = every box cell above every other) compares
+across pools and canvas sizes, kl_lift only up to its ceiling kl_lift_max.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ def main(argv: list[str] | None = None) -> None:
     args, options = _cli.options(argv, __doc__, KLMapOptions, "a train_classifier.py run directory")
     r = evaluate_kl_maps(args.run_dir, options)
     fmt = lambda vs: " / ".join(f"{v:.2f}" for v in vs)  # noqa: E731
-    print(f"kl_lift {fmt(r['kl_lift'])}; kl_nats {fmt(r['kl_nats'])} (pools shallow -> deep)")
+    print(f"kl_auc {fmt(r['kl_auc'])}; kl_lift {fmt(r['kl_lift'])} (ceiling "
+          f"{fmt(r['kl_lift_max'])}); kl_nats {fmt(r['kl_nats'])} (pools shallow -> deep)")
     print(f"wrote {r['figure']}")
 
 

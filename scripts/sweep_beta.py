@@ -17,7 +17,9 @@ SWEEP_DIR/<config name>/beta<b>_seed<s>. Run the same command again to continue:
 points are skipped, an interrupted point resumes from its last epoch, a point asked for more
 --epochs is extended. VAE rows hold rate (KL), distortion (reconstruction), neg-ELBO, IW-NLL
 (k = --iw; not for the log-uniform latent), active units and total correlation; classifier
-rows the test error and the KL (nats) and localisation lift of each information pool.
+rows the test error and the KL (nats), localisation lift and localisation AUC of each
+information pool (and the nuisance-probe error of each pool once
+scripts/probe_nuisance.py has run on a point: run the sweep again to collect it).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 
 from ibvae import config as cfg
 from ibvae import runs
-from ibvae.classifier.config import ClassifierConfig, ClutterConfig
+from ibvae.classifier.config import ClassifierConfig, ClutterConfig, OccludedConfig
 from ibvae.classifier.kl_maps import KLMapOptions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +26,7 @@ def _script(name):
 make = _script("make_cluttered_mnist")
 train = _script("train_classifier")
 plot = _script("plot_kl_maps")
+occluded = _script("make_occluded")
 
 
 def _entry(module):
@@ -70,6 +71,9 @@ def test_generate_train_and_plot_end_to_end(tiny, tmp_path, capsys):
     metrics = json.loads((run / "metrics.json").read_text())
     assert len(metrics["kl_lift"]) == 4 and len(metrics["kl_nats"]) == 4
     assert all(v > 0 for v in metrics["kl_nats"])
+    assert len(metrics["kl_auc"]) == 4 and all(0 <= v <= 1 for v in metrics["kl_auc"])
+    assert all(lift <= top + 1e-9 for lift, top in zip(metrics["kl_lift"],
+                                                       metrics["kl_lift_max"], strict=True))
     assert (run / "figures" / "kl_maps.png").stat().st_size > 10_000
     # the run refuses to be overwritten by accident
     rc = _entry(train)(["--data", str(tiny), "--out", str(run)])
@@ -189,13 +193,37 @@ def test_flag_outside_its_choices_is_refused_by_argparse(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
+def test_the_cifar10_config_trains_end_to_end_on_a_cifar_shaped_npz(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "cifar10.npz"
+    np.savez(path, x_train=rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8),
+             y_train=rng.integers(0, 10, 64), x_test=rng.integers(0, 256, (32, 32, 32, 3),
+                                                                  dtype=np.uint8),
+             y_test=rng.integers(0, 10, 32))
+    run = tmp_path / "cifar"
+    rc = _entry(train)(["--config", str(ROOT / "configs" / "allcnn32_cifar10.yaml"), "--data",
+                        str(path), "--width", "0.0625", "--epochs", "1", "--batch-size", "32",
+                        "--out", str(run)])
+    assert rc == 0, capsys.readouterr().err
+    config = runs.read_run_config(run, ClassifierConfig)
+    assert (config.model.arch, config.model.beta, config.model.input_keep_prob,
+            config.model.weight_decay, config.train.optimizer) == ("allcnn32", 3.0, 0.8, 0.001,
+                                                                   "sgd")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["n_train"] == 64
+    assert 0 <= metrics["test_error"] <= 100
+    capsys.readouterr()
+    _one_error_line(capsys, _entry(plot)([str(run)]), "no boxes_test")  # CIFAR has no digit box
+
+
 def test_shipped_configs_say_what_they_claim():
     def load(name):
         return cfg.flat_values(cfg.load(ClassifierConfig, ROOT / "configs" / f"{name}.yaml",
                                         complete=True))
 
-    authors, cpu, cifar = (load(n) for n in
-                           ("allcnn96_cluttered", "allcnn96_cluttered_cpu", "allcnn32_cifar10"))
+    authors, cpu, cifar, fashion = (load(n) for n in (
+        "allcnn96_cluttered", "allcnn96_cluttered_cpu", "allcnn32_cifar10", "allcnn32_fashion"))
     assert authors == cfg.flat_values(ClassifierConfig())
     assert {k: cpu[k] for k in ("beta", "width", "max_alpha", "optimizer", "learning_rate",
                                 "lr_drops", "epochs", "batch_size", "train_size", "data")} == {
@@ -207,6 +235,12 @@ def test_shipped_configs_say_what_they_claim():
         "arch": "allcnn32", "beta": 3.0, "max_alpha": 0.7, "input_keep_prob": 0.8,
         "weight_decay": 0.001, "learning_rate": 0.05, "lr_drops": [80, 120, 160], "epochs": 200,
         "batch_size": 100}
+    assert {k: fashion[k] for k in ("arch", "beta", "width", "max_alpha", "input_keep_prob",
+                                    "optimizer", "learning_rate", "lr_drops", "epochs",
+                                    "batch_size", "train_size")} == {
+        "arch": "allcnn32", "beta": 1.0, "width": 0.25, "max_alpha": 0.7, "input_keep_prob": 1.0,
+        "optimizer": "adam", "learning_rate": 0.002, "lr_drops": [7, 9], "epochs": 10,
+        "batch_size": 32, "train_size": 20000}
 
 
 @pytest.mark.parametrize(
@@ -214,6 +248,7 @@ def test_shipped_configs_say_what_they_claim():
     [
         (train, ClassifierConfig, ["--config", "--out", "--resume", "--overwrite", "--lr"]),
         (make, ClutterConfig, ["--out", "--overwrite"]),
+        (occluded, OccludedConfig, ["--out", "--overwrite"]),
         (plot, KLMapOptions, []),
     ],
 )

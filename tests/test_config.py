@@ -209,7 +209,8 @@ def test_the_shipped_vae_configs_load_complete_and_say_what_they_claim():
 def test_the_shipped_classifier_configs_load_complete():
     loaded = {p.stem: cfg.load(ClassifierConfig, p, complete=True)
               for p in sorted(CONFIGS.glob("allcnn*.yaml"))}
-    assert set(loaded) == {"allcnn96_cluttered", "allcnn96_cluttered_cpu", "allcnn32_cifar10"}
+    assert set(loaded) == {"allcnn96_cluttered", "allcnn96_cluttered_cpu", "allcnn32_cifar10",
+                           "allcnn32_fashion"}
     assert loaded["allcnn96_cluttered"] == ClassifierConfig()  # the authors' settings
 
 

@@ -1,5 +1,7 @@
 """Dataset loading: any .npz, the MNIST resolution order, the offline fallback, bad files."""
 
+import gzip
+
 import numpy as np
 import pytest
 
@@ -152,3 +154,76 @@ def test_split_validation_is_seeded_and_disjoint():
     assert set(train.ravel()) | set(val.ravel()) == set(range(20))
     np.testing.assert_array_equal(val, d.split_validation(x, None, 0.25, seed=3)[2])
     assert d.split_validation(x, None, 0.0, seed=3)[2] is None
+
+
+# --------------------------------------------------------------------------- IDX files
+
+
+def write_idx(path, array, gz=False):
+    """An IDX file as MNIST ships them: 0, 0, type byte, ndim, big-endian dims, big-endian data."""
+    codes = {"u1": 0x08, "i1": 0x09, "i2": 0x0B, "i4": 0x0C, "f4": 0x0D, "f8": 0x0E}
+    array = np.asarray(array)
+    big = array.astype(array.dtype.newbyteorder(">"))
+    header = bytes([0, 0, codes[array.dtype.str[1:]], array.ndim]) + b"".join(
+        int(n).to_bytes(4, "big") for n in array.shape)
+    data = header + big.tobytes()
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.float32, np.float64, np.int16])
+def test_read_idx_any_type_gzip_or_not(tmp_path, dtype, gz):
+    a = (np.arange(2 * 3 * 4) - 5).reshape(2, 3, 4).astype(dtype) if dtype != np.uint8 else \
+        np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    out = d.read_idx(write_idx(tmp_path / "a.idx", a, gz))
+    np.testing.assert_array_equal(out, a)
+    assert out.dtype == np.dtype(dtype) and out.dtype.isnative
+
+
+def test_an_idx_folder_gives_a_labelled_set(tmp_path):
+    x, y = np.arange(5 * 4 * 4, dtype=np.uint8).reshape(5, 4, 4), np.arange(5, dtype=np.uint8)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", x, gz=True)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", y)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", x[:2])
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", y[:2], gz=True)
+    arrays = d.read_labelled_arrays(tmp_path)
+    np.testing.assert_array_equal(arrays["x_train"], x)
+    np.testing.assert_array_equal(arrays["y_test"], y[:2])
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", y[:1])
+    with pytest.raises(IbvaeError, match="1 labels for 2 images"):
+        d.read_labelled_arrays(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(IbvaeError, match=r"lacks t10k-labels-idx1-ubyte\[.gz\]"):
+        d.read_labelled_arrays(tmp_path)
+
+
+def test_bad_idx_files_are_one_line_errors(tmp_path):
+    good = write_idx(tmp_path / "good", np.zeros((3, 2), np.uint8)).read_bytes()
+    cases = {
+        "missing": (None, "not found"),
+        "magic": (b"\x01\x02\x08\x01" + good[4:], "not an IDX file"),
+        "type": (b"\x00\x00\x07\x02" + good[4:], "not an IDX file"),
+        "header": (good[:6], "truncated"),
+        "data": (good[:-1], "holds 5 data bytes, its header says 6"),
+        "gzip": (b"\x1f\x8b" + b"garbage", "cannot decompress"),
+        "empty": (b"", "not an IDX file"),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        if content is not None:
+            path.write_bytes(content)
+        with pytest.raises(IbvaeError, match=message) as e:
+            d.read_idx(path)
+        assert "\n" not in str(e.value), name
+
+
+def test_area_weights_average_by_overlap():
+    w = d.area_weights(28, 14)
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+    np.testing.assert_allclose(w[0, :3], [0.5, 0.5, 0.0])
+    w = d.area_weights(7, 4)  # spans of 1.75 cells
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+    np.testing.assert_allclose(w[0, :2], [1 / 1.75, 0.75 / 1.75])
+    np.testing.assert_allclose(d.area_weights(5, 5), np.eye(5))

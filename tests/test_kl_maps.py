@@ -1,4 +1,7 @@
-"""Localisation lift on hand-made maps, box masks, and KL maps of a real model."""
+"""Receptive-field centres against an impulse through the real model; box masks, the
+localisation lift and AUC on hand-made maps; KL maps and their statistics of a real model."""
+
+import json
 
 import numpy as np
 import pytest
@@ -8,14 +11,106 @@ from ibvae.classifier.data import Split
 from ibvae.classifier.kl_maps import (
     KLMapOptions,
     border_ratios,
-    box_masks,
     kl_maps,
     kl_statistics,
-    lift_per_image,
     write_kl_maps,
+)
+from ibvae.classifier.localisation import (
+    Grid,
+    auc_per_image,
+    box_fractions,
+    box_masks,
+    conv_grid,
+    lift_ceiling_per_image,
+    lift_per_image,
+    pool_grids,
+    receptive_field_size,
+    uniform_grid,
 )
 from ibvae.classifier.models import build_classifier
 from ibvae.errors import IbvaeError
+
+# --------------------------------------------------------------------------- receptive fields
+
+
+def _linear_model(padding, size, arch="allcnn96"):
+    """The real All-CNN with every conv kernel set to ones: with fresh batch norm (mean 0,
+    variance 1, no shift) and non-negative inputs every ReLU passes, so each pool's output is
+    a linear function of the input with non-negative weights that are symmetric about each
+    cell's receptive-field centre (separable all-ones kernels)."""
+    model = build_classifier(ClassifierModelConfig(arch=arch, width=1 / 32, padding=padding),
+                             (size, size, 1), 10)
+    for layer in model.conv_bn_layers():
+        layer.conv.kernel.assign(np.ones(layer.conv.kernel.shape, np.float32))
+    return model
+
+
+@pytest.mark.parametrize("size", [96, 94])
+@pytest.mark.parametrize("padding", ["same", "symmetric", "valid"])
+def test_receptive_field_centres_match_an_impulse_through_the_model(padding, size):
+    model = _linear_model(padding, size)
+    geometry = model.pool_geometry()
+    grids = pool_grids(geometry, (size, size))
+    # Image k has row k lit (column k for the columns): the response of cell (i, j) is the row
+    # (column) profile of its receptive field; its centre of mass is the field's centre
+    # wherever the field lies inside the image (no padding cuts it).
+    lit = np.zeros((size, size, size, 1), np.float32)
+    lit[np.arange(size), np.arange(size), :, 0] = 1.0
+    for axis, images in ((0, lit), (1, lit.transpose(0, 2, 1, 3))):
+        outputs = [np.asarray(o) for o in model.pool_outputs(images)]
+        for pool, (out, grid_pair) in enumerate(zip(outputs, grids, strict=True)):
+            assert out.shape[1:3] == (grid_pair[0].size, grid_pair[1].size)
+            grid = grid_pair[axis]
+            mid = out.shape[2 - axis] // 2  # a middle column (row)
+            profile = out[:, :, mid, 0] if axis == 0 else out[:, mid, :, 0]
+            centre_of_mass = (np.arange(size)[:, None] * profile).sum(0) / profile.sum(0)
+            half = (receptive_field_size(geometry, pool) - 1) / 2
+            c = grid.centres()
+            inside = (c - half >= 0) & (c + half <= size - 1)
+            assert inside.any(), (padding, size, pool)
+            np.testing.assert_allclose(centre_of_mass[inside], c[inside], atol=1e-3)
+            # and the naive centres (cell i centred on its 1/scale span) are not these
+            if size == 96 and padding != "valid":
+                naive = uniform_grid(size, grid.size).centres()
+                assert np.abs(naive[inside] - c[inside]).min() >= 0.5
+
+
+def test_centre_offsets_of_the_issue_and_their_mirror_image():
+    for padding, sign in (("same", 1), ("symmetric", -1)):
+        model = build_classifier(ClassifierModelConfig(width=1 / 32, padding=padding),
+                                 (64, 64, 1), 10)
+        grids = pool_grids(model.pool_geometry(), (64, 64))
+        offsets = [rows.centres() - uniform_grid(64, rows.size).centres() for rows, _ in grids]
+        for off, expected in zip(offsets, (0.5, 1.5, 3.5, 7.5), strict=True):
+            np.testing.assert_allclose(off, sign * expected)
+    # All-CNN-32 on a grey 28x28 image: 14 then 7 cells
+    model = build_classifier(ClassifierModelConfig(arch="allcnn32", width=1 / 32), (28, 28, 1), 10)
+    assert [(r.size, r.step, r.start) for r, _ in pool_grids(model.pool_geometry(), (28, 28))] \
+        == [(14, 2.0, 0.0), (7, 4.0, 0.0)]
+
+
+def test_conv_grid_rules():
+    g = Grid(0.0, 1.0, 64)
+    assert conv_grid(g, 3, 1, "same") == g  # stride 1, odd kernel: unchanged
+    assert conv_grid(g, 3, 2, "same") == Grid(1.0, 2.0, 32)  # even input: no top padding
+    assert conv_grid(Grid(0.0, 1.0, 63), 3, 2, "same") == Grid(0.0, 2.0, 32)  # odd: one
+    assert conv_grid(g, 3, 2, "symmetric") == Grid(0.0, 2.0, 32)
+    assert conv_grid(g, 3, 2, "valid") == Grid(1.0, 2.0, 31)
+    with pytest.raises(IbvaeError, match="no output on 2 cells"):
+        conv_grid(Grid(0.0, 1.0, 2), 3, 2, "valid")
+
+
+def test_box_masks_with_the_true_centres():
+    boxes = np.array([[10, 20, 28, 28]])
+    naive = box_masks(boxes, (64, 64), (32, 32))
+    assert naive[0].sum(axis=0).max() == 14  # rows 5..18
+    # symmetric pool 1: cell i is centred on pixel 2i, its tile is [2i - 0.5, 2i + 1.5)
+    grids = (Grid(0.0, 2.0, 32), Grid(0.0, 2.0, 32))
+    true = box_masks(boxes, (64, 64), (32, 32), grids)
+    rows = np.flatnonzero(true[0].any(axis=1))
+    assert rows.tolist() == list(range(5, 20))  # 15 rows: the box straddles two half tiles
+    with pytest.raises(IbvaeError, match="grids of 32x32 cells for a 16x16 map"):
+        box_masks(boxes, (64, 64), (16, 16), grids)
 
 
 def test_box_masks_map_boxes_to_each_resolution():
@@ -61,10 +156,19 @@ def test_kl_maps_of_a_model_and_statistics():
     maps = kl_maps(model, x, batch_size=2)
     assert [m.shape for m in maps] == [(5, 16, 16), (5, 8, 8), (5, 4, 4), (5, 2, 2)]
     assert all((m > 0).all() for m in maps)  # -log(alpha / alpha_top) > 0 below the top
-    boxes = np.tile([[2, 2, 28, 28]], (5, 1))
+    boxes = np.tile([[2, 2, 20, 20]], (5, 1))
     stats = kl_statistics(model, x, boxes, batch_size=5)
-    assert len(stats["kl_lift"]) == 4 and len(stats["kl_nats"]) == 4
+    for key in ("kl_lift", "kl_lift_max", "kl_auc", "kl_nats"):
+        assert len(stats[key]) == 4, key
+    assert all(0 <= a <= 1 for a in stats["kl_auc"])
+    assert all(1 <= m for m in stats["kl_lift_max"])
+    assert all(lift <= m + 1e-9 for lift, m in zip(stats["kl_lift"], stats["kl_lift_max"],
+                                                   strict=True))
     np.testing.assert_allclose(stats["kl_nats"][0], maps[0].sum(axis=(1, 2)).mean(), rtol=1e-5)
+    # the statistics use the model's receptive-field grids, not the naive scaling
+    grids = pool_grids(model.pool_geometry(), (32, 32))
+    np.testing.assert_allclose(
+        stats["kl_auc"][1], auc_per_image(maps[1], boxes, (32, 32), grids[1]).mean())
 
 
 def test_no_information_pools_is_a_user_error():
@@ -89,6 +193,8 @@ def test_write_kl_maps_figure_and_metrics(tmp_path):
                  np.tile([[2, 2, 28, 28]], (3, 1)))
     r = write_kl_maps(model, test, tmp_path, n=5)  # n beyond the split: all 3 images
     assert (tmp_path / "figures" / "kl_maps.png").is_file() and r["kl_map_shapes"][0] == [16, 16]
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["kl_auc"] == r["kl_auc"] and len(saved["kl_lift_max"]) == 4
     with pytest.raises(IbvaeError, match="no boxes_test"):
         write_kl_maps(model, Split(test.x, test.y), tmp_path)
 
@@ -100,3 +206,92 @@ def test_write_kl_maps_figure_and_metrics(tmp_path):
 def test_bad_kl_map_options(kwargs, msg):
     with pytest.raises(IbvaeError, match=msg):
         KLMapOptions(**kwargs)
+
+
+# --------------------------------------------------------------------------- localisation AUC
+
+
+def _focused(boxes, image, size):
+    return box_masks(boxes, (image, image), (size, size)).astype(float)
+
+
+def test_auc_perfect_focus_is_one_uniform_is_chance_inverted_is_zero():
+    boxes = np.array([[16, 16, 32, 32], [32, 0, 16, 32], [0, 0, 32, 16]])  # on cell edges
+    for size in (64, 32, 8, 4):
+        focused = _focused(boxes, 64, size)
+        np.testing.assert_allclose(auc_per_image(focused * 3 + 1, boxes, (64, 64)), 1.0)
+        np.testing.assert_allclose(auc_per_image(1 - focused, boxes, (64, 64)), 0.0)
+    # a box that cuts cells: KL following each cell's share of the box is as good as it gets
+    boxes = np.array([[10, 20, 28, 28], [30, 5, 28, 28]])
+    for size in (32, 8):
+        best = auc_per_image(box_fractions(boxes, (64, 64), (size, size)), boxes, (64, 64))
+        assert (best > 0.97).all() and (best <= 1).all()
+        np.testing.assert_allclose(auc_per_image(np.full((2, size, size), 2.5), boxes,
+                                                 (64, 64)), 0.5)
+    noise = np.random.default_rng(0).random((400, 16, 16))
+    assert abs(auc_per_image(noise, np.tile([[8, 8, 28, 28]], (400, 1)), (64, 64)).mean()
+               - 0.5) < 0.02
+    # the lift of those perfect maps is 1 / area: its ceiling, which changes with the map
+    lifts = [lift_per_image(_focused(boxes, 64, s), boxes, (64, 64)).mean() for s in (32, 4)]
+    ceilings = [lift_ceiling_per_image(boxes, (64, 64), (s, s)).mean() for s in (32, 4)]
+    np.testing.assert_allclose(lifts, ceilings)
+    assert ceilings[0] > 1.5 * ceilings[1]
+
+
+def test_auc_counts_ties_as_one_half():
+    boxes = np.array([[0, 0, 32, 32]])  # the top-left quarter of 8x8 cells: 16 in, 48 out
+    m = np.zeros((1, 8, 8))
+    m[0, :4, :2] = 1.0  # half the box cells above everything, the other half tied with the rest
+    np.testing.assert_allclose(auc_per_image(m, boxes, (64, 64)), 0.5 + 0.5 * 0.5)
+
+
+def _brute_auc(m, inside, outside):
+    """sum_{i != j} inside_i outside_j [m_i > m_j] (ties 1/2) / sum_{i != j} inside_i outside_j."""
+    s, p, q = m.ravel(), inside.ravel(), outside.ravel()
+    wins = (s[:, None] > s[None, :]) + 0.5 * (s[:, None] == s[None, :])
+    pairs = p[:, None] * q[None, :]
+    np.fill_diagonal(pairs, 0)
+    return (pairs * wins).sum() / pairs.sum()
+
+
+def test_auc_matches_its_definition_with_ties_and_edge_cells():
+    rng = np.random.default_rng(0)
+    for size in (6, 16, 31):
+        boxes = np.column_stack([rng.integers(0, 60, (4, 2)), np.full((4, 2), 28)])
+        maps = rng.integers(0, 4, (4, size, size)).astype(float)  # many ties
+        frac = box_fractions(boxes, (96, 96), (size, size))
+        expected = [_brute_auc(m, f, 1 - f) for m, f in zip(maps, frac, strict=True)]
+        np.testing.assert_allclose(auc_per_image(maps, boxes, (96, 96), chunk=3), expected)
+
+
+def test_auc_of_one_kl_field_compares_across_map_sizes_where_the_lift_does_not():
+    """One smooth KL field near the digit (a blob 20 px below the box's centre), seen at
+    96x96, 64x64, 16x16 and 6x6 cells of a 96 px canvas: the AUC agrees (edge cells counted by
+    their share of the box); the lift falls with its ceiling, and all-or-nothing box cells
+    would have lowered the coarse map's AUC."""
+    boxes = np.array([[30, 40, 28, 28]])
+    cy, cx = 30 + 13.5 + 20, 40 + 13.5
+
+    def field(size):
+        c = uniform_grid(96, size).centres()
+        d2 = (c[:, None] - cy) ** 2 + (c[None, :] - cx) ** 2
+        return np.exp(-d2 / (2 * 16.0**2))[None]
+
+    sizes = (96, 64, 16, 6)
+    aucs = [auc_per_image(field(s), boxes, (96, 96))[0] for s in sizes]
+    assert 0.83 < min(aucs) and max(aucs) - min(aucs) < 0.01, aucs
+    lifts = [lift_per_image(field(s), boxes, (96, 96))[0] for s in sizes]
+    assert lifts[0] > 1.3 * lifts[-1], lifts
+    binary = []
+    for s in sizes:
+        mask = box_masks(boxes, (96, 96), (s, s))[0].astype(float)
+        binary.append(_brute_auc(field(s)[0], mask, 1 - mask))
+    assert binary[-1] < min(binary[:-1]) - 0.07, binary
+
+
+def test_auc_is_one_half_where_the_box_covers_the_whole_map():
+    boxes = np.array([[0, 0, 64, 64]])
+    m = np.random.default_rng(1).random((1, 4, 4))
+    np.testing.assert_allclose(auc_per_image(m, boxes, (64, 64)), 0.5)
+    with pytest.raises(IbvaeError, match="need"):
+        auc_per_image(np.zeros((2, 4, 4)), np.zeros((3, 4)), (8, 8))

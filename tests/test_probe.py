@@ -1,0 +1,157 @@
+"""The nuisance probe on a tiny case, and All-CNN-32 on one grey channel end to end through
+the scripts: make_occluded.py -> train_classifier.py -> probe_nuisance.py."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ibvae import config as cfg
+from ibvae import runs
+from ibvae.classifier.config import ClassifierConfig, ClassifierModelConfig
+from ibvae.classifier.models import build_classifier
+from ibvae.classifier.probe import ProbeOptions, fit_probe, pool_features
+from ibvae.errors import IbvaeError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+make = runs.script_entry(_script("make_occluded").main)
+train = runs.script_entry(_script("train_classifier").main)
+probe_script = _script("probe_nuisance")
+probe = runs.script_entry(probe_script.main)
+
+
+def test_pool_features_shapes_for_every_grid():
+    model = build_classifier(ClassifierModelConfig(arch="allcnn32", width=0.125), (28, 28, 1), 10)
+    x = np.random.default_rng(0).random((5, 28, 28, 1), dtype=np.float32)
+    # pools of 14x14x12 and 7x7x24; a grid larger than a map stops at the map's size
+    for grid, dims in ((1, [12, 24]), (4, [16 * 12, 16 * 24]), (10, [100 * 12, 49 * 24])):
+        feats = pool_features(model, x, grid, batch_size=2)
+        assert [f.shape for f in feats] == [(5, d) for d in dims]
+    # grid 1 is the global average of the pool's inference output
+    outputs = [np.asarray(o) for o in model.pool_outputs(x)]
+    np.testing.assert_allclose(pool_features(model, x, 1)[1], outputs[1].mean(axis=(1, 2)),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_fit_probe_reads_a_linear_nuisance_and_not_noise():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    f = rng.normal(size=(300, 8))
+    f[:, 0] += 4 * y  # the nuisance is in feature 0
+    r = fit_probe(f[:200], y[:200], f[200:], y[200:])
+    assert r["test_error"] < 5 and r["converged"]
+    r = fit_probe(rng.normal(size=(200, 8)), y[:200], rng.normal(size=(100, 8)), y[200:])
+    assert r["test_error"] > 45  # chance is ~67 % for three classes
+
+
+def _stand_ins(tmp_path):
+    """Task: noise images with labels that follow their mean brightness (learnable); the
+    occluders: two 'digit' classes, 0 a black square, 1 a white one: an easy nuisance."""
+    rng = np.random.default_rng(0)
+
+    def tasks(n):
+        y = rng.integers(0, 2, n)
+        x = rng.integers(0, 120, (n, 28, 28)).astype(np.uint8) + (y * 100)[:, None, None]
+        return x.astype(np.uint8), y
+
+    (xt, yt), (xs, ys) = tasks(200), tasks(100)
+    digits = np.zeros((40, 28, 28), np.uint8)
+    digits[1::2] = 255
+    labels = np.arange(40) % 2
+    task = tmp_path / "task.npz"
+    np.savez(task, x_train=xt, y_train=yt, x_test=xs, y_test=ys)
+    occ = tmp_path / "digits.npz"
+    np.savez(occ, x_train=digits, y_train=labels, x_test=digits[:10], y_test=labels[:10])
+    return task, occ
+
+
+@pytest.fixture(scope="module")
+def occluded(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("occ")
+    task, occ = _stand_ins(tmp)
+    out = tmp / "occluded.npz"
+    assert make(["--task-data", str(task), "--occluder-data", str(occ), "--out", str(out),
+                 "--train", "128", "--valid", "32", "--test", "96"]) == 0
+    return out
+
+
+def _one_error_line(capsys, rc, needle):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error:") and needle in err[0], err
+
+
+@pytest.mark.slow
+def test_allcnn32_grey_trains_on_the_occluded_file_and_the_probe_beats_chance(
+        occluded, tmp_path, capsys):
+    run = tmp_path / "id"
+    rc = train(["--config", str(ROOT / "configs" / "allcnn32_fashion.yaml"), "--data",
+                str(occluded), "--width", "0.125", "--epochs", "1", "--train-size", "128",
+                "--batch-size", "32", "--out", str(run)])
+    assert rc == 0, capsys.readouterr().err
+    assert "test error" in capsys.readouterr().out
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n_train"] == 128 and 0 <= metrics["test_error"] <= 100
+    config = runs.read_run_config(run, ClassifierConfig)
+    assert config.model.arch == "allcnn32" and config.train.data == str(occluded)
+    # the probe reads the run's own data by default
+    rc = probe([str(run), "--n-train", "128", "--grid", "2"])
+    assert rc == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "nuisance_error" in printed and "chance" in printed
+    metrics = json.loads((run / "metrics.json").read_text())
+    errors, chance = metrics["nuisance_error"], metrics["nuisance_chance_error"]
+    assert len(errors) == 2 and 30 < chance <= 70  # two nuisance classes, about balanced
+    assert max(errors) < chance - 20, (errors, chance)  # black vs white square: easy
+    p = metrics["nuisance_probe"]
+    assert p["n_train"] == 128 and p["n_test"] == 96 and p["grid"] == 2
+    assert p["feature_dims"] == [4 * 12, 4 * 24] and p["data"] == str(occluded)
+    assert metrics["test_error"] is not None and "kl_lift" not in metrics  # nothing else changed
+
+
+@pytest.mark.slow
+def test_a_binary_run_is_probed_too_and_bad_input_is_one_line(occluded, tmp_path, capsys):
+    run = tmp_path / "bin"
+    assert train(["--config", str(ROOT / "configs" / "allcnn32_fashion.yaml"), "--data",
+                  str(occluded), "--width", "0.125", "--epochs", "1", "--dropout", "binary",
+                  "--train-size", "64", "--batch-size", "32", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert probe([str(run), "--data", str(occluded), "--n-train", "64", "--n-test", "32"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert len(metrics["nuisance_error"]) == 2 and metrics["nuisance_probe"]["n_test"] == 32
+    capsys.readouterr()
+    before = (run / "metrics.json").read_text()
+    _one_error_line(capsys, probe([str(run), "--n-train", "0"]), "n_train must be >= 1")
+    plain = tmp_path / "plain.npz"
+    with np.load(occluded) as f:
+        np.savez(plain, **{k: f[k] for k in f.files if not k.startswith("nuisance")})
+    _one_error_line(capsys, probe([str(run), "--data", str(plain)]), "has no nuisance_train")
+    rgb = tmp_path / "rgb.npz"
+    with np.load(occluded) as f:
+        np.savez(rgb, **{k: np.repeat(f[k], 3, axis=-1) if k.startswith("x_") else f[k]
+                         for k in f.files})
+    _one_error_line(capsys, probe([str(run), "--data", str(rgb)]), "takes 1")
+    _one_error_line(capsys, probe([str(tmp_path)]), "is not a run directory")
+    _one_error_line(capsys, probe([str(run), "--grid", "0"]), "grid must be >= 1")
+    assert (run / "metrics.json").read_text() == before  # nothing half-written
+
+
+def test_every_probe_option_has_a_flag(capsys):
+    with pytest.raises(SystemExit) as e:
+        probe_script.main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for leaf in cfg.leaves(ProbeOptions):
+        assert cfg.flag_name(leaf) in text, leaf.name
+    with pytest.raises(IbvaeError, match="probe_c must be > 0"):
+        ProbeOptions(probe_c=0)
