@@ -55,7 +55,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
         if self.failure is None and not _finite(logs):
             self.failure = (
                 f"the training loss became {float(logs['loss'])} in epoch {self.epoch} "
-                f"(0-based, as in {HISTORY_FILE}) at step {batch}"
+                f"(0-based, as in {HISTORY_FILE}) by step {batch}"
             )
             self.model.stop_training = True
 
@@ -66,6 +66,16 @@ class FiniteBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def on_epoch_end(self, epoch, logs=None) -> None:
         if _finite(logs):
+            super().on_epoch_end(epoch, logs)
+
+
+class FiniteModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``ModelCheckpoint`` that never saves an epoch whose loss or monitored value is not
+    finite: Keras saves the first epoch whatever its value, so a run that diverged in epoch 0
+    would leave NaN weights under the name of the best model."""
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        if _finite(logs) and _finite(logs, self.monitor):
             super().on_epoch_end(epoch, logs)
 
 
@@ -90,7 +100,7 @@ def training_callbacks(
         callbacks += [
             FiniteBackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
             keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resume),
-            keras.callbacks.ModelCheckpoint(
+            FiniteModelCheckpoint(
                 str(run_dir / "best_model.keras"), monitor=monitor, save_best_only=True
             ),
         ]

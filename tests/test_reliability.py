@@ -138,6 +138,9 @@ def test_a_diverging_run_stops_with_one_line_and_records_the_failure(world, tmp_
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "failed" and "became" in metrics["failure"]
     assert not (run / "model.keras").exists()  # no non-finite model saved as the result
+    # Epoch 0 never ended finite, so there is no "best" model either (Keras' checkpoint would
+    # save that epoch's NaN weights), and the message says so.
+    assert not (run / "best_model.keras").exists() and "no epoch ended with finite" in err
 
 
 KILLED_RUN = """
