@@ -141,7 +141,7 @@ def test_training_callbacks_run_in_order_and_resume_appends(tmp_path):
     assert set(kinds[2:-1]) == {
         callbacks.FiniteBackupAndRestore,
         keras.callbacks.CSVLogger,
-        keras.callbacks.ModelCheckpoint,
+        callbacks.FiniteModelCheckpoint,
         keras.callbacks.TensorBoard,
     } and fit.all[-1] == "mine"
     csv_logger = next(c for c in fit.all if isinstance(c, keras.callbacks.CSVLogger))
