@@ -17,12 +17,12 @@ measures the overhead of data parallelism, not a speed-up.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
+
+from _worker import report, worker_result
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -69,7 +69,7 @@ def worker(args: argparse.Namespace) -> None:
             start = time.perf_counter()
             model.fit(x, y, batch_size=args.batch, epochs=1, verbose=0)
             seconds.append(time.perf_counter() - start)
-    print("RESULT " + json.dumps({"n": len(x), "replicas": plan.replicas, "seconds": seconds}))
+    report({"n": len(x), "replicas": plan.replicas, "seconds": seconds})
 
 
 def run(backend: str, n: int, args: argparse.Namespace) -> dict:
@@ -81,11 +81,7 @@ def run(backend: str, n: int, args: argparse.Namespace) -> dict:
            str(args.images)]
     if args.data:
         cmd += ["--data", args.data]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        sys.exit(f"{backend} on {n} device(s) failed:\n{proc.stderr[-2000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return worker_result(cmd, env, f"{backend} on {n} device(s)")
 
 
 def main() -> None:

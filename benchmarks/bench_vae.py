@@ -21,9 +21,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
+
+from _worker import report, worker_result
 
 LATENTS = ("information_dropout", "information_dropout_lognormal", "gaussian")
 
@@ -68,7 +69,7 @@ def worker(args: argparse.Namespace) -> None:
         "bare": bare,
         "public": public,
     }
-    print("RESULT " + json.dumps(result))
+    report(result)
 
 
 def run_backend(backend: str, args: argparse.Namespace) -> dict:
@@ -76,11 +77,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--worker", "--rounds", str(args.rounds), "--n", str(args.n)]
     if args.data:
         cmd += ["--data", args.data]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        sys.exit(f"{backend} worker failed:\n{proc.stderr[-2000:]}")
-    return json.loads(lines[-1][len("RESULT ") :])
+    return worker_result(cmd, env, f"{backend} worker")
 
 
 def main() -> None:

@@ -86,21 +86,7 @@ need_fashion() {
 }
 
 # new | resume | done: the state of a run directory for a wanted number of epochs.
-run_state() {
-  python3 - "$1" "$2" <<'PY'
-import json, sys
-from pathlib import Path
-import yaml
-run, epochs = Path(sys.argv[1]), int(sys.argv[2])
-if not (run / "config.yaml").is_file():
-    print("new")
-    sys.exit()
-metrics = run / "metrics.json"
-status = json.loads(metrics.read_text()).get("status") if metrics.is_file() else None
-ran = yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"]
-print("done" if status == "completed" and ran >= epochs else "resume")
-PY
-}
+run_state() { python3 benchmarks/run_state.py "$1" "$2"; }
 
 make_data() {  # name file script [flags...]
   local name=$1 file=$2 script=$3

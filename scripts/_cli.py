@@ -139,6 +139,11 @@ def run_config(
     return cfg.load(cls, args.config or default, overrides)
 
 
+def progress(split: str, done: int, total: int) -> None:
+    """One updating line per split for the dataset generators (``done`` of ``total``)."""
+    print(f"\r{split}: {done}/{total}", end="\n" if done == total else "", flush=True)
+
+
 def run(main: Callable[[list[str] | None], Any]) -> None:
     """``sys.exit`` with ``main``'s exit code: 0, or 2 after one ``error:`` line."""
     sys.exit(runs.script_entry(main)())

@@ -15,10 +15,6 @@ from ibvae.classifier.cluttered import write_cluttered_mnist
 from ibvae.classifier.config import ClutterConfig
 
 
-def progress(split: str, done: int, total: int) -> None:
-    print(f"\r{split}: {done}/{total}", end="\n" if done == total else "", flush=True)
-
-
 def main(argv: list[str] | None = None) -> None:
     p = _cli.parser(__doc__)
     p.add_argument("--out", required=True, help="output .npz (x_*, y_*, boxes_* per split)")
@@ -27,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     c = cfg.from_dict(ClutterConfig, cfg.flag_overrides(args, ClutterConfig))
     t0 = time.perf_counter()
-    path = write_cluttered_mnist(c, args.out, args.overwrite, progress=progress)
+    path = write_cluttered_mnist(c, args.out, args.overwrite, progress=_cli.progress)
     print(
         f"wrote {path}: {c.train} train / {c.valid} valid / {c.test} test images of "
         f"{c.canvas}x{c.canvas}, {c.distractors} distractors of "

@@ -22,10 +22,6 @@ from ibvae.classifier.config import OccludedConfig
 from ibvae.classifier.occluded import write_occluded
 
 
-def progress(split: str, done: int, total: int) -> None:
-    print(f"\r{split}: {done}/{total}", end="\n" if done == total else "", flush=True)
-
-
 def main(argv: list[str] | None = None) -> None:
     p = _cli.parser(__doc__)
     p.add_argument("--out", required=True, help="output .npz (x_*, y_*, nuisance_* per split)")
@@ -34,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     c = cfg.from_dict(OccludedConfig, cfg.flag_overrides(args, OccludedConfig))
     t0 = time.perf_counter()
-    path = write_occluded(c, args.out, args.overwrite, progress=progress)
+    path = write_occluded(c, args.out, args.overwrite, progress=_cli.progress)
     occluder = "no occluder" if c.occluder_size == 0 else (
         f"{c.occluder_size}x{c.occluder_size} digits ({c.blend})")
     print(f"wrote {path}: {c.train} train / {c.valid} valid / {c.test} test images, {occluder}; "
