@@ -5,19 +5,13 @@ through ``ibvae.distribute.Plan``, saving each loss and the updated weights to O
     python tests/distributed_step.py BACKEND {vae,classifier} OUT [FLOATX]
 """
 
-import os
 import sys
+
+from two_devices import use_two_devices
 
 backend, model_kind, out = sys.argv[1], sys.argv[2], sys.argv[3]
 floatx = sys.argv[4] if len(sys.argv) > 4 else "float32"
-os.environ["KERAS_BACKEND"] = backend
-if backend == "jax":
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
-else:
-    import tensorflow as tf
-
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+use_two_devices(backend)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

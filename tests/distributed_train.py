@@ -5,18 +5,12 @@ TensorFlow: two logical CPU devices), writing ROOT/vae and ROOT/classifier.
     python tests/distributed_train.py BACKEND VAE_DATA.npz CLASSIFIER_DATA.npz ROOT
 """
 
-import os
 import sys
 
-backend, vae_data, classifier_data, root = sys.argv[1:5]
-os.environ["KERAS_BACKEND"] = backend
-if backend == "jax":
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
-else:
-    import tensorflow as tf
+from two_devices import use_two_devices
 
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+backend, vae_data, classifier_data, root = sys.argv[1:5]
+use_two_devices(backend)
 
 import ibvae  # noqa: E402
 

@@ -1,12 +1,12 @@
 """The three supervised-path scripts end to end on a tiny set, their generated flags, and
 their user errors."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from script_loader import load_script as _script
 
 from ibvae import config as cfg
 from ibvae import runs
@@ -14,13 +14,6 @@ from ibvae.classifier.config import ClassifierConfig, ClutterConfig, OccludedCon
 from ibvae.classifier.kl_maps import KLMapOptions
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _script(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 make = _script("make_cluttered_mnist")

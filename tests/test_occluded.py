@@ -3,11 +3,11 @@ determinism, the nuisance label is the pasted digit's, the occluder inside the i
 input, the script and its one-line errors."""
 
 import gzip
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from script_loader import load_script as _script
 
 from ibvae import runs
 from ibvae.classifier.config import OccludedConfig
@@ -221,13 +221,6 @@ def test_bad_files(tmp_path):
 
 
 # --------------------------------------------------------------------------- the script
-
-
-def _script(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 make = runs.script_entry(_script("make_occluded").main)

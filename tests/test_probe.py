@@ -1,12 +1,12 @@
 """The nuisance probe on a tiny case, and All-CNN-32 on one grey channel end to end through
 the scripts: make_occluded.py -> train_classifier.py -> probe_nuisance.py."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from script_loader import load_script as _script
 
 from ibvae import config as cfg
 from ibvae import runs
@@ -16,13 +16,6 @@ from ibvae.classifier.probe import ProbeOptions, fit_probe, pool_features
 from ibvae.errors import IbvaeError
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _script(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 make = runs.script_entry(_script("make_occluded").main)

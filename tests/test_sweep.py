@@ -3,13 +3,13 @@ VAE and the classifier tables and figures, resuming (finished points skipped, an
 point continued), and the user errors."""
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from script_loader import load_script as _script
 
 from ibvae import config as cfg
 from ibvae import runs
@@ -22,13 +22,6 @@ from ibvae.vae.config import VAEConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
-
-
-def _script(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 sweep_script = _script("sweep_beta")

