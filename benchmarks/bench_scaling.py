@@ -96,6 +96,8 @@ def main() -> None:
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.epochs < 2:
+        p.error("--epochs must be at least 2: the first epoch (compilation) is dropped")
     if args.worker:
         worker(args)
         return
