@@ -19,7 +19,8 @@
 #   (c) "width": ID vs dropout across network sizes. Plain Fashion-MNIST ($OUT/data/fashion.npz:
 #       the same generator with --occluder-size 0), configs/allcnn32_fashion.yaml with
 #       --dropout information / binary / none at --width in $WIDTHS (default 0.1 0.25 0.5 1.0),
-#       $WIDTH_EPOCHS epochs (default 10) of $WIDTH_TRAIN images (default 20000), one run each
+#       $WIDTH_EPOCHS epochs (default 10) of $WIDTH_TRAIN images (default 20000), the learning
+#       rate x0.1 at the epochs $WIDTH_LR_DROPS (default 7 9), one run each
 #       under $OUT/width; the test-error table is $OUT/width/table.md.
 #
 #   MNIST=/path/to/mnist.npz FASHION=/usr/share/datasets/fashion-mnist \
@@ -44,8 +45,8 @@
 # Knobs (env): MNIST (required), FASHION (for occluded / width), OUT, KERAS_BACKEND
 # (tensorflow, the backend of the documented CPU numbers), BETAS, SEEDS, CL_DATA, CL_TRAIN,
 # CL_VALID, CL_TEST, OCC_BETAS, OCC_TRAIN, OCC_VALID, OCC_TEST, PROBE_FLAGS (e.g.
-# "--n-train 10000 --grid 4", the defaults), WIDTHS, WIDTH_EPOCHS, WIDTH_TRAIN, EXTRA_FLAGS
-# (added to every training command before its own flags). The tiny check:
+# "--n-train 10000 --grid 4", the defaults), WIDTHS, WIDTH_EPOCHS, WIDTH_TRAIN, WIDTH_LR_DROPS,
+# EXTRA_FLAGS (added to every training command before its own flags). The tiny check:
 #   OUT=/tmp/issue11_check CL_TRAIN=256 CL_VALID=64 CL_TEST=128 OCC_TRAIN=256 OCC_VALID=64 \
 #   OCC_TEST=128 WIDTH_TRAIN=256 WIDTH_EPOCHS=1 BETAS="0 1" SEEDS=0 OCC_BETAS="0 1" \
 #   WIDTHS="0.1 0.25" PROBE_FLAGS="--n-train 256" \
@@ -72,6 +73,7 @@ PROBE_FLAGS=${PROBE_FLAGS:-}
 WIDTHS=${WIDTHS:-0.1 0.25 0.5 1.0}
 WIDTH_EPOCHS=${WIDTH_EPOCHS:-10}
 WIDTH_TRAIN=${WIDTH_TRAIN:-20000}
+WIDTH_LR_DROPS=${WIDTH_LR_DROPS:-7 9}
 EXTRA_FLAGS=${EXTRA_FLAGS:-}
 WHAT=${1:-all}
 LOGS=$OUT/logs
@@ -177,8 +179,8 @@ if [[ $WHAT == all || $WHAT == width ]]; then
   make_data fashion "$OUT/data/fashion.npz" make_occluded.py --task-data "$FASHION" \
     --occluder-data "$MNIST" --occluder-size 0 --train "$OCC_TRAIN" --valid "$OCC_VALID" \
     --test "$OCC_TEST"
-  for dropout in information binary none; do
-    for width in $WIDTHS; do
+  for width in $WIDTHS; do  # a whole row (three dropouts) before the next, wider one
+    for dropout in information binary none; do
       run=$OUT/width/${dropout}_w$width log=$LOGS/width_${dropout}_w$width.log
       state=$(run_state "$run" "$WIDTH_EPOCHS")
       if [[ $state == new ]]; then
@@ -186,6 +188,7 @@ if [[ $WHAT == all || $WHAT == width ]]; then
         # shellcheck disable=SC2086
         python3 scripts/train_classifier.py --config "$FASHION_CFG" --data "$OUT/data/fashion.npz" \
           $EXTRA_FLAGS --dropout "$dropout" --width "$width" --epochs "$WIDTH_EPOCHS" \
+          --lr-drops $WIDTH_LR_DROPS \
           --train-size "$WIDTH_TRAIN" --out "$run" >> "$log" 2>&1
         tail -n 2 "$log" | head -n 1
       elif [[ $state == resume ]]; then
