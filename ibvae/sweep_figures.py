@@ -4,8 +4,10 @@
   the order of beta and marked with it; mean over seeds. VAE: reconstruction NLL against KL
   (nats per example: the information plane of the VAE); classifier: test error against the
   KL summed over the information pools.
-* ``metrics_vs_beta.png``: one panel per metric against beta (log axis), one curve per
-  label (the mean over seeds), every seed's value as a dot.
+* ``metrics_vs_beta.png``: one panel per metric against beta (log axis, symlog when beta = 0
+  is in the sweep), one curve per label (the mean over seeds), every seed's value as a dot; a
+  classifier's per-pool metrics share a panel, one curve per pool; a metric spanning more than
+  two decades gets a log y axis.
 """
 
 from __future__ import annotations
@@ -83,28 +85,64 @@ def rate_distortion_figure(rows: list[dict[str, Any]], kind: str, path: Path) ->
     return save_figure(fig, path)
 
 
+def set_beta_axis(ax: Any, betas: list[float]) -> None:
+    """A log beta axis that keeps beta = 0: symlog, linear below the smallest positive beta
+    (a plain log axis drops the point, and beta = 0 is the no-KL baseline of a sweep)."""
+    positive = [b for b in betas if b > 0]
+    if positive and len(positive) < len(betas):
+        ax.set_xscale("symlog", linthresh=min(positive))
+        ax.set_xlim(-0.3 * min(positive), max(positive) * 1.5)
+    elif positive:
+        ax.set_xscale("log")
+        ax.set_xlim(min(positive) / 1.5, max(positive) * 1.5)
+    ax.set_xticks(betas, labels=[f"{b:g}" for b in betas])
+    ax.minorticks_off()
+    ax.set_xlabel("beta")
+
+
+def metric_panels(keys: list[str], kind: str) -> dict[str, list[str]]:
+    """Panel title -> the columns drawn in it. A classifier's per-pool columns (``kl_nats_1``,
+    ``kl_nats_2``, ...) share one panel, a line per pool, so pools compare at a glance."""
+    panels: dict[str, list[str]] = {}
+    for key in keys:
+        stem, _, pool = key.rpartition("_")
+        family = stem if kind == "classifier" and stem and pool.isdigit() else key
+        panels.setdefault(family, []).append(key)
+    return panels
+
+
 def metrics_figure(rows: list[dict[str, Any]], kind: str, path: Path) -> Path:
     plt = pyplot()
-    keys = metric_columns(rows, kind) or ["rate"]
-    ncols = min(3, len(keys))
-    nrows = -(-len(keys) // ncols)
+    panels = metric_panels(metric_columns(rows, kind) or ["rate"], kind)
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
     all_betas = sorted({float(r["beta"]) for r in rows})
-    for ax, key in zip(axes.flat, keys, strict=False):
-        for label, (betas, mean) in _curves(rows, key).items():
-            (line,) = ax.plot(betas, mean, "o-", label=_legend(rows, label))
-            dots = [(float(r["beta"]), _value(r, key)) for r in rows if r["label"] == label]
-            ax.plot(*zip(*dots, strict=True), ".", color=line.get_color(), alpha=0.5)
-        ax.set_xscale("log")
-        ax.set_xticks(all_betas, labels=[f"{b:g}" for b in all_betas])
-        ax.minorticks_off()
-        ax.set_xlabel("beta")
-        ax.set_title(key)
+    styles = ["-", "--", ":", "-."]
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    for ax, (title, keys) in zip(axes.flat, panels.items(), strict=False):
+        for key_i, key in enumerate(keys):
+            for label, (betas, mean) in _curves(rows, key).items():
+                name = _legend(rows, label) if len(keys) == 1 else (
+                    f"pool {key.rpartition('_')[2]}" + (f", {label}" if len(labels) > 1 else ""))
+                color = None if len(keys) == 1 else f"C{key_i}"
+                style = styles[labels.index(label) % len(styles)]
+                (line,) = ax.plot(betas, mean, "o" + style, color=color, label=name, ms=4)
+                dots = [(float(r["beta"]), _value(r, key)) for r in rows if r["label"] == label]
+                ax.plot(*zip(*dots, strict=True), ".", color=line.get_color(), alpha=0.5)
+        values = [_value(r, k) for r in rows for k in keys]
+        positive = [v for v in values if np.isfinite(v) and v > 0]
+        if positive and min(positive) > 0 and max(positive) / min(positive) > 100:
+            ax.set_yscale("log")
+        set_beta_axis(ax, all_betas)
+        ax.set_title(title if len(keys) == 1 else f"{title} (per pool)")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(keys):]:
+        if len(keys) > 1:
+            ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=min(3, len(labels)), fontsize=8)
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="upper center", ncol=min(3, len(names)), fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (3.2 * nrows)))
     return save_figure(fig, path)
 

