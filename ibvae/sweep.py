@@ -20,8 +20,9 @@ Rows. VAE: ``rate`` = the test KL, ``distortion`` = the test reconstruction NLL,
 (for the log-uniform latent the rate is known only up to a constant, ``elbo_is_bound`` is
 false). Classifier: ``test_error`` (%), ``kl_nats_<i>``, ``kl_lift_<i>`` and ``kl_auc_<i>``
 for each information pool (:mod:`ibvae.classifier.kl_maps`), ``rate`` = their KL summed over
-pools, and ``nuisance_error_<i>`` (%) for each pool once :mod:`ibvae.classifier.probe` has
-probed the point (a rerun of the sweep, every point skipped, collects it).
+pools, and ``nuisance_error_<i>`` (``nuisance_error_noisy_<i>``: the probe of the noisy
+representation) in % for each pool once :mod:`ibvae.classifier.probe` has probed the point (a
+rerun of the sweep, every point skipped, collects it).
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ from ibvae.vae.train import train_vae
 CONFIG_KINDS: dict[str, type[Config]] = {"vae": VAEConfig, "classifier": ClassifierConfig}
 SWEEP_CSV = "sweep.csv"
 # classifier metrics with one value per pool, each a column <key>_<pool> of sweep.csv
-# (nuisance_error: written by scripts/probe_nuisance.py; rerun the sweep to collect it)
-PER_POOL_COLUMNS = ("kl_nats", "kl_lift", "kl_auc", "nuisance_error")
+# (nuisance_error[_noisy]: written by scripts/probe_nuisance.py; rerun the sweep to collect)
+PER_POOL_COLUMNS = ("kl_nats", "kl_lift", "kl_auc", "nuisance_error", "nuisance_error_noisy")
 
 
 @dataclasses.dataclass

@@ -37,6 +37,28 @@ def test_pool_features_shapes_for_every_grid():
                                rtol=1e-5, atol=1e-6)
 
 
+def test_noisy_pool_outputs_are_one_draw_of_each_dropouts_noise():
+    x = np.random.default_rng(1).random((8, 28, 28, 1), dtype=np.float32)
+    info = build_classifier(ClassifierModelConfig(arch="allcnn32", width=0.125), (28, 28, 1), 10)
+    clean = [np.asarray(o) for o in info.pool_outputs(x)]
+    noisy = [np.asarray(o) for o in info.pool_outputs(x, noise=True)]
+    # the first pool sees the same input in both passes (deeper ones see noisy inputs)
+    f, z = clean[0], noisy[0]
+    on = f > 1e-3
+    log_eps = np.log(z[on] / f[on])  # log eps ~ N(0, alpha^2), alpha in [0.001, 0.701]
+    assert on.mean() > 0.2 and abs(log_eps.mean()) < 0.05
+    assert 0.05 < log_eps.std() < 0.71
+    np.testing.assert_array_equal(z[~on] == 0, f[~on] == 0)
+    assert not np.allclose(clean[1], noisy[1])
+    binary = build_classifier(ClassifierModelConfig(arch="allcnn32", width=0.125,
+                                                    dropout="binary"), (28, 28, 1), 10)
+    f, z = (np.asarray(binary.pool_outputs(x, noise=n)[0]) for n in (False, True))
+    on = f > 0
+    kept = z[on] != 0
+    assert abs(kept.mean() - 0.5) < 0.05  # keep_prob 0.5, kept units scaled by 1 / 0.5
+    np.testing.assert_allclose(z[on][kept], 2 * f[on][kept], rtol=1e-5)
+
+
 def test_fit_probe_reads_a_linear_nuisance_and_not_noise():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 300)
@@ -110,6 +132,12 @@ def test_allcnn32_grey_trains_on_the_occluded_file_and_the_probe_beats_chance(
     assert p["n_train"] == 128 and p["n_test"] == 96 and p["grid"] == 2
     assert p["feature_dims"] == [4 * 12, 4 * 24] and p["data"] == str(occluded)
     assert metrics["test_error"] is not None and "kl_lift" not in metrics  # nothing else changed
+    # --noise probes z = f(x) eps and keeps the noise-free probe's keys beside its own
+    assert probe([str(run), "--n-train", "128", "--grid", "2", "--noise"]) == 0
+    assert "nuisance_error_noisy" in capsys.readouterr().out
+    noisy = json.loads((run / "metrics.json").read_text())
+    assert noisy["nuisance_error"] == errors and len(noisy["nuisance_error_noisy"]) == 2
+    assert noisy["nuisance_probe_noisy"]["noise"] and not noisy["nuisance_probe"]["noise"]
 
 
 @pytest.mark.slow

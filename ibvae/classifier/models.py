@@ -174,21 +174,23 @@ class AllCNN(keras.Model):
 
     def _forward(self, x, training=None, noise=None, collect: str | None = None):
         """Logits, and per pool what ``collect`` asks for: ``"kl"`` (the KL summed over
-        channels) or ``"pools"`` (the pool's output, after its dropout)."""
+        channels) or ``"pools"`` (the pool's output, after its dropout). ``noise``: None, the
+        dropouts follow ``training``; False, none; True, every dropout samples (batch norm
+        still follows ``training``)."""
         collected = []
         if self.input_dropout is not None and noise is not False:
-            x = self.input_dropout(x, training=training)
+            x = self.input_dropout(x, training=True if noise else training)
         for convs, pool, drop in zip(self.convs, self.pools, self.pool_dropouts, strict=True):
             for conv in convs:
                 x = conv(x, training=training)
             if isinstance(pool, InformationPoolBN):
                 if collect == "kl":
                     collected.append(ops.sum(pool.kl(x), axis=-1))
-                x = pool(x, training=training, sample=False if noise is False else None)
+                x = pool(x, training=training, sample=noise)
             else:
                 x = pool(x, training=training)
                 if drop is not None and noise is not False:
-                    x = drop(x, training=training)
+                    x = drop(x, training=True if noise else training)
             if collect == "pools":
                 collected.append(x)
         for conv in self.head:
@@ -203,11 +205,12 @@ class AllCNN(keras.Model):
         inference pass (what the authors plot, before subtracting the minimum)."""
         return self._forward(x, training=False, noise=False, collect="kl")[1]
 
-    def pool_outputs(self, x) -> list:
+    def pool_outputs(self, x, noise: bool = False) -> list:
         """Per pool (information, binary or plain), its output ``(batch, h, w, filters)`` in
-        a noise-free inference pass: the representation a nuisance probe reads
-        (:mod:`ibvae.classifier.probe`)."""
-        return self._forward(x, training=False, noise=False, collect="pools")[1]
+        an inference pass (batch norm with its moving statistics): noise-free, or with
+        ``noise`` one draw of every dropout's noise, i.e. the ``z = f(x) eps`` the next layer
+        receives in training. What a nuisance probe reads (:mod:`ibvae.classifier.probe`)."""
+        return self._forward(x, training=False, noise=bool(noise), collect="pools")[1]
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -9,7 +9,11 @@ asked about? As beta grows, Information Dropout should drop it (probe error towa
 2. for the first ``n_train`` images of the train split and the test split of an ``.npz`` with
    ``nuisance_train`` / ``nuisance_test`` (:mod:`ibvae.classifier.occluded`), compute every
    pool's output in a noise-free inference pass (an information pool gives its features
-   ``f(x)``, the posterior median; a binary pool has its dropout off);
+   ``f(x)``, the posterior median; a binary pool has its dropout off), or with ``noise``
+   one draw of the dropout noise, ``z = f(x) eps`` (keys with the suffix ``_noisy``). The two
+   ask different questions: is the nuisance in what the layer computes, or in what passes
+   its noise? Information Dropout can hide a nuisance either way: ``f`` can drop it, or a
+   large ``alpha`` on the units that carry it can drown it;
 3. average each output over a ``grid`` x ``grid`` partition of its map (area weights; ``grid``
    1 is global average pooling; at most the map's size) and flatten: ``grid^2 x filters``
    features per pool;
@@ -71,19 +75,24 @@ class ProbeOptions(Config):
     probe_c: float = option(1.0, "inverse L2 strength of the logistic regression (C)", gt=0)
     max_iter: int = option(500, "L-BFGS iterations of the logistic regression", ge=1)
     batch_size: int = option(256, "images per step of the representation pass", ge=1)
+    noise: bool = option(
+        False, "probe one draw of the dropout noise, z = f(x) eps (what the next layer "
+        "receives in training), instead of the noise-free f(x); the results get the suffix "
+        "_noisy"
+    )
 
 
 class PooledFeatures(keras.Model):
     """Wraps a classifier so ``predict`` (compiled, batched, any backend) returns, per pool,
     its inference output averaged over a ``grid`` x ``grid`` partition and flattened."""
 
-    def __init__(self, classifier: AllCNN, grid: int, **kwargs: Any) -> None:
+    def __init__(self, classifier: AllCNN, grid: int, noise: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.classifier, self.grid = classifier, int(grid)
+        self.classifier, self.grid, self.noise = classifier, int(grid), bool(noise)
 
     def call(self, x):
         features = []
-        for out in self.classifier.pool_outputs(x):
+        for out in self.classifier.pool_outputs(x, noise=self.noise):
             h, w = int(out.shape[1]), int(out.shape[2])
             rows = ops.convert_to_tensor(area_weights(h, min(self.grid, h)), out.dtype)
             cols = ops.convert_to_tensor(area_weights(w, min(self.grid, w)), out.dtype)
@@ -92,10 +101,11 @@ class PooledFeatures(keras.Model):
         return tuple(features)
 
 
-def pool_features(model: AllCNN, x: np.ndarray, grid: int = 4,
-                  batch_size: int = 256) -> list[np.ndarray]:
-    """Per pool, shallow to deep, ``(N, grid^2 x filters)`` float32 features of ``x``."""
-    out = PooledFeatures(model, grid, name="pooled_features").predict(
+def pool_features(model: AllCNN, x: np.ndarray, grid: int = 4, batch_size: int = 256,
+                  noise: bool = False) -> list[np.ndarray]:
+    """Per pool, shallow to deep, ``(N, grid^2 x filters)`` float32 features of ``x``
+    (``noise``: of one draw of the dropout noise)."""
+    out = PooledFeatures(model, grid, noise, name="pooled_features").predict(
         x, batch_size=batch_size, verbose=0)
     return [np.asarray(f) for f in (out if isinstance(out, list | tuple) else [out])]
 
@@ -143,7 +153,8 @@ def probe_nuisance(run_dir: str | Path, options: ProbeOptions | None = None) -> 
     """Probe every pool of the run in ``run_dir`` for the nuisance (see the module
     docstring); merges ``nuisance_error`` (per pool, %), ``nuisance_train_error``,
     ``nuisance_chance_error`` and ``nuisance_probe`` (the settings) into its
-    ``metrics.json`` and returns them."""
+    ``metrics.json`` and returns them; with ``options.noise`` the same keys with the suffix
+    ``_noisy``."""
     options = options or ProbeOptions()
     config = runs.read_run_config(run_dir, ClassifierConfig)
     run_dir = Path(run_dir)
@@ -157,11 +168,12 @@ def probe_nuisance(run_dir: str | Path, options: ProbeOptions | None = None) -> 
         raise IbvaeError(f"{path} has {x_train.shape[-1]}-channel images; the model of "
                          f"{run_dir} takes {channels}")
     t0 = time.perf_counter()
-    train_f = pool_features(model, x_train, options.grid, options.batch_size)
-    test_f = pool_features(model, x_test, options.grid, options.batch_size)
+    train_f = pool_features(model, x_train, options.grid, options.batch_size, options.noise)
+    test_f = pool_features(model, x_test, options.grid, options.batch_size, options.noise)
     fits = [fit_probe(a, y_train, b, y_test, options.probe_c, options.max_iter)
             for a, b in zip(train_f, test_f, strict=True)]
     classes, counts = np.unique(y_train, return_counts=True)
+    which = "one draw of the dropout noise" if options.noise else "noise-free"
     result = {
         "nuisance_error": [f["test_error"] for f in fits],
         "nuisance_train_error": [f["train_error"] for f in fits],
@@ -169,8 +181,9 @@ def probe_nuisance(run_dir: str | Path, options: ProbeOptions | None = None) -> 
         "nuisance_probe": {
             "model": "multinomial logistic regression (scikit-learn, L-BFGS), standardised "
                      "features",
-            "features": f"each pool's inference output averaged over a {options.grid}x"
-                        f"{options.grid} grid of its map, flattened",
+            "features": f"each pool's inference output ({which}) averaged over a "
+                        f"{options.grid}x{options.grid} grid of its map, flattened",
+            "noise": options.noise,
             "grid": options.grid,
             "feature_dims": [int(f.shape[1]) for f in train_f],
             "C": options.probe_c,
@@ -182,5 +195,7 @@ def probe_nuisance(run_dir: str | Path, options: ProbeOptions | None = None) -> 
             "seconds": round(time.perf_counter() - t0, 1),
         },
     }
+    if options.noise:  # kept beside the noise-free probe's keys
+        result = {f"{k}_noisy": v for k, v in result.items()}
     runs.update_metrics(run_dir, result)
     return result
