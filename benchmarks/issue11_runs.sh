@@ -12,9 +12,10 @@
 #       configs/allcnn32_fashion.yaml (All-CNN-32, one grey channel, width 0.25, 10 epochs of
 #       20k) is trained with information dropout for beta in $OCC_BETAS (default
 #       0 0.1 0.5 1 2 5), and with binary and with no dropout (each a scripts/sweep_beta.py
-#       directory under $OUT/occluded); every run is probed (scripts/probe_nuisance.py:
-#       nuisance_error per pool in its metrics.json); the sweeps are rerun (every point
-#       skipped) to collect nuisance_error_i into their sweep.csv and figures; the table of
+#       directory under $OUT/occluded); every run is probed twice (scripts/probe_nuisance.py:
+#       nuisance_error per pool in its metrics.json from f(x), and with --noise
+#       nuisance_error_noisy from z = f(x) eps); the sweeps are rerun (every point skipped) to
+#       collect nuisance_error[_noisy]_i into their sweep.csv and figures; the table of
 #       task error and probe error is $OUT/occluded/table.md.
 #   (c) "width": ID vs dropout across network sizes. Plain Fashion-MNIST ($OUT/data/fashion.npz:
 #       the same generator with --occluder-size 0), configs/allcnn32_fashion.yaml with
@@ -136,18 +137,20 @@ if [[ $WHAT == all || $WHAT == occluded ]]; then
   occluded_sweeps
   for model in $(find "$OUT/occluded" -name model.keras | sort); do
     run=$(dirname "$model")
-    tag=$(echo "${run#"$OUT"/occluded/}" | tr '/' '_')
-    done_file=$LOGS/probe_$tag.done
-    if [[ -f $done_file && $done_file -nt $model ]]; then
-      say "probe $tag: done, skipped"
-    else
-      say "probe $tag (log $LOGS/probe.log)"
-      # shellcheck disable=SC2086
-      python3 scripts/probe_nuisance.py "$run" --data "$OUT/data/occluded.npz" $PROBE_FLAGS \
-        >> "$LOGS/probe.log" 2>&1
-      tail -n 3 "$LOGS/probe.log" | grep nuisance_error || true
-      touch "$done_file"
-    fi
+    for noise in "" --noise; do  # f(x), then one draw of z = f(x) eps
+      tag=$(echo "${run#"$OUT"/occluded/}" | tr '/' '_')${noise:+_noisy}
+      done_file=$LOGS/probe_$tag.done
+      if [[ -f $done_file && $done_file -nt $model ]]; then
+        say "probe $tag: done, skipped"
+      else
+        say "probe $tag (log $LOGS/probe.log)"
+        # shellcheck disable=SC2086
+        python3 scripts/probe_nuisance.py "$run" --data "$OUT/data/occluded.npz" $PROBE_FLAGS \
+          $noise >> "$LOGS/probe.log" 2>&1
+        tail -n 3 "$LOGS/probe.log" | grep nuisance_error || true
+        touch "$done_file"
+      fi
+    done
   done
   occluded_sweeps  # collects nuisance_error_i into each sweep.csv and its figures
   python3 - "$OUT/occluded" <<'PY' | tee "$OUT/occluded/table.md"
@@ -160,15 +163,17 @@ for name in ("information", "binary", "none"):
     rows += list(csv.DictReader(path.open())) if path.is_file() else []
 pools = sorted({k for r in rows for k in r if k.startswith("nuisance_error_")})
 num = lambda v: f"{float(v):.2f}" if v not in ("", None) else ""  # noqa: E731
-print("| dropout | beta | seed | test error (%) | " + " | ".join(
-    f"nuisance error, pool {k.rsplit('_', 1)[1]} (%)" for k in pools) + " | chance (%) |")
-print("|---" * (5 + len(pools)) + "|")
+head = lambda k: ("noisy z" if "noisy" in k else "f(x)") + f", pool {k.rsplit('_', 1)[1]}"  # noqa: E731
+print("| dropout | beta | seed | test error (%) | KL, all pools (nats) | " + " | ".join(
+    f"nuisance error, {head(k)} (%)" for k in pools) + " | chance (%) |")
+print("|---" * (6 + len(pools)) + "|")
 for r in rows:
     metrics = Path(r["run_dir"]) / "metrics.json"
     chance = json.loads(metrics.read_text()) if metrics.is_file() else {}
     chance = chance.get("nuisance_chance_error", "")
     cells = [r["dropout"], r["beta"] if r["dropout"] == "information" else "-", r["seed"],
-             num(r.get("test_error"))] + [num(r.get(k)) for k in pools] + [num(chance)]
+             num(r.get("test_error")), num(r.get("rate"))] + [num(r.get(k)) for k in pools] + [
+             num(chance)]
     print("| " + " | ".join(cells) + " |")
 PY
 fi
