@@ -16,7 +16,8 @@
 #       nuisance_error per pool in its metrics.json from f(x), and with --noise
 #       nuisance_error_noisy from z = f(x) eps); the sweeps are rerun (every point skipped) to
 #       collect nuisance_error[_noisy]_i into their sweep.csv and figures; the table of
-#       task error and probe error is $OUT/occluded/table.md.
+#       task error and probe error is $OUT/occluded/table.md, the figure
+#       $OUT/occluded/nuisance_vs_beta.png (benchmarks/plot_occluded.py).
 #   (c) "width": ID vs dropout across network sizes. Plain Fashion-MNIST ($OUT/data/fashion.npz:
 #       the same generator with --occluder-size 0), configs/allcnn32_fashion.yaml with
 #       --dropout information / binary / none at --width in $WIDTHS (default 0.1 0.25 0.5 1.0),
@@ -176,6 +177,7 @@ for r in rows:
              num(chance)]
     print("| " + " | ".join(cells) + " |")
 PY
+  python3 benchmarks/plot_occluded.py "$OUT/occluded"
 fi
 
 # ---------------------------------------------------------------- (c) width table

@@ -1,5 +1,5 @@
-"""Load a script of ``scripts/`` as a module, so that tests call its ``main`` in-process (the
-scripts are not a package)."""
+"""Load a script of ``scripts/`` (or ``benchmarks/``) as a module, so that tests call its
+``main`` in-process (the scripts are not a package)."""
 
 import importlib.util
 from collections.abc import Callable
@@ -11,8 +11,8 @@ from ibvae import runs
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-def load_script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+def load_script(name: str, folder: Path = SCRIPTS) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, Path(folder) / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

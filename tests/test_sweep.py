@@ -193,6 +193,28 @@ def test_per_pool_metrics_share_a_panel_and_beta_zero_stays_on_the_axis():
     plt.close(fig)
 
 
+def test_the_occluded_figure_draws_the_sweeps_and_refuses_an_empty_folder(tmp_path):
+    plot = _script("plot_occluded", ROOT / "benchmarks")
+    header = ["label", "beta", "seed", "dropout", "status", "test_error", "nuisance_error_1",
+              "nuisance_error_noisy_1", "run_dir"]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({"nuisance_chance_error": 88.7}))
+    for name, betas in (("information", [0.0, 0.5, 2.0]), ("binary", [0.0]), ("none", [0.0])):
+        (tmp_path / name).mkdir()
+        with (tmp_path / name / "sweep.csv").open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            for b in betas:
+                w.writerow(["occ", b, 0, name, "completed", 13.5, 60 + b, 70 + 5 * b, run])
+    plot.main([str(tmp_path)])
+    assert (tmp_path / "nuisance_vs_beta.png").stat().st_size > 10_000
+    (tmp_path / "information" / "sweep.csv").write_text(",".join(header) + "\n")
+    with pytest.raises(SystemExit) as exit_info:
+        plot.main([str(tmp_path), "--out", str(tmp_path / "other.png")])
+    assert exit_info.value.code == 2 and not (tmp_path / "other.png").exists()
+
+
 def test_the_kind_of_every_shipped_config_is_detected(tmp_path):
     for path in CONFIGS.glob("*.yaml"):
         expected = "vae" if path.stem.startswith("vae") else "classifier"
