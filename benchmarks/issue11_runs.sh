@@ -39,10 +39,10 @@
 # resumes), a probe leaves $OUT/logs/probe_<run>.done. Rerun the same command after an
 # interruption.
 #
-# Cost: not measured yet (every command was checked on a tiny setting only, see below).
-# (a) is 12 runs of the CPU config (documented at 7-11 minutes each on 2 cores); (b) 8 runs
-# and (c) 12 runs of All-CNN-32 at 28x28, whose width-1.0 runs cost about 16x the width-0.25
-# ones per image.
+# Cost, measured on 2 CPU cores with TF (docs/CLASSIFIER.md): (a) 6.3-12 minutes per run of
+# the CPU config (12 runs with SEEDS="0 1"); (b) 8 runs in 59 minutes, probes 13-25 s each;
+# (c) with WIDTH_TRAIN=5000 WIDTH_EPOCHS=6 WIDTH_LR_DROPS="4 5", 12 runs in 60 minutes, the
+# width-1.0 runs 8.5-13 minutes each (the defaults, 10 epochs of 20k, cost about 6.7x that).
 #
 # Knobs (env): MNIST (required), FASHION (for occluded / width), OUT, KERAS_BACKEND
 # (tensorflow, the backend of the documented CPU numbers), BETAS, SEEDS, CL_DATA, CL_TRAIN,
