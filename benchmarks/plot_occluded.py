@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ibvae.figures import pyplot, save_figure
-from ibvae.sweep_figures import set_beta_axis
+from ibvae.sweep_figures import row_value, seed_means, set_beta_axis
 
 
 def read_rows(root: Path, name: str) -> list[dict[str, str]]:
@@ -28,11 +28,6 @@ def read_rows(root: Path, name: str) -> list[dict[str, str]]:
     if not path.is_file():
         return []
     return [r for r in csv.DictReader(path.open()) if r.get("status") == "completed"]
-
-
-def value(row: dict[str, str], key: str) -> float:
-    v = row.get(key, "")
-    return float(v) if v not in ("", None) else float("nan")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,11 +45,6 @@ def main(argv: list[str] | None = None) -> None:
     chance = json.loads((Path(info[0]["run_dir"]) / "metrics.json").read_text())
     chance = chance.get("nuisance_chance_error")
     betas = sorted({float(r["beta"]) for r in info})
-
-    def curve(key: str) -> np.ndarray:
-        return np.array([np.nanmean([value(r, key) for r in info if float(r["beta"]) == b])
-                         for b in betas])
-
     plt = pyplot()
     panels = [("task: test error (%)", ["test_error"])]
     panels += [(f"nuisance probe on {what} (%)", [f"nuisance_error{suffix}_{p}" for p in pools])
@@ -64,10 +54,10 @@ def main(argv: list[str] | None = None) -> None:
     for ax, (title, keys) in zip(axes, panels, strict=True):
         for i, key in enumerate(keys):
             label = "information" if len(keys) == 1 else f"information, pool {pools[i]}"
-            ax.plot(betas, curve(key), "o-", color=f"C{i}", label=label)
+            ax.plot(*seed_means(info, key)[info[0]["label"]], "o-", color=f"C{i}", label=label)
             for name, style, what in (("binary", "--", "binary dropout"),
                                       ("none", ":", "no dropout")):
-                vals = [value(r, key) for r in refs[name]]
+                vals = [row_value(r, key) for r in refs[name]]
                 if vals and np.isfinite(np.nanmean(vals)):
                     ax.axhline(np.nanmean(vals), color=f"C{i}", ls=style, lw=1,
                                label=what + ("" if len(keys) == 1 else f", pool {pools[i]}"))

@@ -27,12 +27,12 @@ VAE_METRICS = ("rate", "distortion", "neg_elbo", "iw_nll", "active_units",
                "total_correlation", "total_correlation_excess")
 
 
-def _value(row: dict[str, Any], key: str) -> float:
+def row_value(row: dict[str, Any], key: str) -> float:
     v = row.get(key)
     return float("nan") if v is None or v == "" else float(v)
 
 
-def _curves(rows: list[dict[str, Any]], key: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def seed_means(rows: list[dict[str, Any]], key: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per label: the betas (sorted) and the mean of ``key`` over seeds at each."""
     out = {}
     for label in dict.fromkeys(r["label"] for r in rows):
@@ -40,7 +40,7 @@ def _curves(rows: list[dict[str, Any]], key: str) -> dict[str, tuple[np.ndarray,
         betas = np.array(sorted({float(r["beta"]) for r in mine}))
         means = []
         for b in betas:
-            values = [_value(r, key) for r in mine if float(r["beta"]) == b]
+            values = [row_value(r, key) for r in mine if float(r["beta"]) == b]
             finite = [v for v in values if np.isfinite(v)]
             means.append(np.mean(finite) if finite else np.nan)
         out[label] = (betas, np.array(means))
@@ -62,14 +62,14 @@ def metric_columns(rows: list[dict[str, Any]], kind: str) -> list[str]:
         keys = ["test_error", "rate"] + [k for k in dict.fromkeys(k for r in rows for k in r)
                                          if k.startswith(("kl_nats_", "kl_lift_", "kl_auc_",
                                                          "nuisance_error_"))]
-    return [k for k in keys if any(np.isfinite(_value(r, k)) for r in rows)]
+    return [k for k in keys if any(np.isfinite(row_value(r, k)) for r in rows)]
 
 
 def rate_distortion_figure(rows: list[dict[str, Any]], kind: str, path: Path) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     distortion_key = "distortion" if kind == "vae" else "test_error"
-    rates, distortions = _curves(rows, "rate"), _curves(rows, distortion_key)
+    rates, distortions = seed_means(rows, "rate"), seed_means(rows, distortion_key)
     for label, (betas, rate) in rates.items():
         distortion = distortions[label][1]
         ax.plot(rate, distortion, "o-", label=_legend(rows, label))
@@ -122,17 +122,17 @@ def metrics_figure(rows: list[dict[str, Any]], kind: str, path: Path) -> Path:
     labels = list(dict.fromkeys(r["label"] for r in rows))
     for ax, (title, keys) in zip(axes.flat, panels.items(), strict=False):
         for key_i, key in enumerate(keys):
-            for label, (betas, mean) in _curves(rows, key).items():
+            for label, (betas, mean) in seed_means(rows, key).items():
                 name = _legend(rows, label) if len(keys) == 1 else (
                     f"pool {key.rpartition('_')[2]}" + (f", {label}" if len(labels) > 1 else ""))
                 color = None if len(keys) == 1 else f"C{key_i}"
                 style = styles[labels.index(label) % len(styles)]
                 (line,) = ax.plot(betas, mean, "o" + style, color=color, label=name, ms=4)
-                dots = [(float(r["beta"]), _value(r, key)) for r in rows if r["label"] == label]
+                dots = [(float(r["beta"]), row_value(r, key)) for r in rows if r["label"] == label]
                 ax.plot(*zip(*dots, strict=True), ".", color=line.get_color(), alpha=0.5)
-        values = [_value(r, k) for r in rows for k in keys]
+        values = [row_value(r, k) for r in rows for k in keys]
         positive = [v for v in values if np.isfinite(v) and v > 0]
-        if positive and min(positive) > 0 and max(positive) / min(positive) > 100:
+        if positive and max(positive) / min(positive) > 100:
             ax.set_yscale("log")
         set_beta_axis(ax, all_betas)
         ax.set_title(title if len(keys) == 1 else f"{title} (per pool)")
