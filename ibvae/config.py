@@ -25,7 +25,7 @@ import types
 import typing
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from ibvae.errors import IbvaeError, one_of
 
@@ -160,6 +160,11 @@ class Config:
     bounds), turns a mapping given for a section into that section's config, then runs the
     class's ``validate()`` for rules that involve several fields."""
 
+    # Fields added after runs were saved, with the value that reproduces how those runs were
+    # trained: a saved config may lack them (read as that value); any other missing field is
+    # an error.
+    added_later: ClassVar[dict[str, Any]] = {}
+
     def __post_init__(self) -> None:
         hints = _hints(type(self))
         for f in dataclasses.fields(self):
@@ -202,6 +207,7 @@ def from_dict(cls: type[C], values: Mapping[str, Any], complete: bool = False) -
             f"unknown config key(s) {unknown}; valid keys are: {', '.join(sorted(fields))}"
         )
     if complete:
+        values = {**cls.added_later, **values}
         missing = sorted(set(fields) - set(values))
         if missing:
             raise IbvaeError(f"config lacks key(s) {missing}")

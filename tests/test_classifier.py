@@ -120,6 +120,15 @@ def test_lr_schedule_steps_down_at_the_given_epochs():
     assert lr_schedule(ClassifierTrainConfig(lr_drops=[30], epochs=5), 10) == 0.01
 
 
+def test_cosine_lr_schedule_falls_from_the_rate_to_zero_over_the_run():
+    train = ClassifierTrainConfig(learning_rate=0.002, lr_schedule="cosine", lr_drops=[1], epochs=4)
+    sched = lr_schedule(train, 10)  # 40 steps; lr_drops is ignored
+    lrs = np.array([float(sched(s)) for s in range(41)])
+    np.testing.assert_allclose(lrs[[0, 20, 40]], [0.002, 0.001, 0.0], atol=1e-7)
+    np.testing.assert_allclose(lrs[10], 0.001 * (1 + np.cos(np.pi / 4)), rtol=1e-5)
+    assert np.all(np.diff(lrs) < 0)
+
+
 def test_error_percent():
     logits = np.eye(10)[[1, 2, 3, 4]]
     assert error_percent(logits, np.array([1, 2, 0, 0])) == 50.0

@@ -116,6 +116,15 @@ def test_complete_refuses_a_missing_field(tmp_path):
         cfg.from_dict(VAEConfig, partial, complete=True)
 
 
+def test_a_saved_config_from_before_a_field_was_added_reads_as_the_old_behaviour():
+    saved = cfg.to_dict(ClassifierConfig())
+    del saved["train"]["lr_schedule"]  # a run saved before the field existed
+    assert cfg.from_dict(ClassifierConfig, saved, complete=True).train.lr_schedule == "step"
+    del saved["train"]["lr_drops"]  # a field every run has saved: still an error
+    with pytest.raises(IbvaeError, match=r"config lacks key\(s\) \['lr_drops'\]"):
+        cfg.from_dict(ClassifierConfig, saved, complete=True)
+
+
 @pytest.mark.parametrize(
     "text, message", [("a: [1,\n", "not valid YAML"), ("- 1\n- 2\n", "must hold a mapping")]
 )

@@ -6,7 +6,7 @@ max_alpha 1.0, SGD-Nesterov 0.01 x0.1 at epochs 30 and 60, 80 epochs, batch 128)
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from ibvae.config import Config, option, section
 from ibvae.distribute import Distribution
@@ -15,6 +15,7 @@ Arch = Literal["allcnn96", "allcnn32"]
 Dropout = Literal["information", "binary", "none"]
 Padding = Literal["symmetric", "same", "valid"]
 Optimizer = Literal["sgd", "adam"]
+Schedule = Literal["step", "cosine"]
 
 
 @dataclasses.dataclass
@@ -48,12 +49,19 @@ class ClassifierModelConfig(Config):
 class ClassifierTrainConfig(Config):
     """Data, optimiser, schedule, the batch-norm recalibration."""
 
+    added_later: ClassVar[dict[str, Any]] = {"lr_schedule": "step"}  # runs before 2026-11-29
+
     data: str | None = option(
         None, ".npz with x_/y_[/boxes_] train, [valid,] test (scripts/make_cluttered_mnist.py)"
     )
     train_size: int | None = option(None, "use only the first N training images", ge=1)
     optimizer: Optimizer = option("sgd", "sgd (Nesterov momentum 0.9) or adam")
     learning_rate: float = option(0.01, "initial learning rate", gt=0, aliases=("--lr",))
+    lr_schedule: Schedule = option(
+        "step",
+        "step: x lr_drop_factor at each epoch of lr_drops; cosine: half a cosine from "
+        "learning_rate down to 0 over the run's epochs (lr_drops unused)",
+    )
     lr_drops: list[int] = option([30, 60], "epochs at which the learning rate drops", ge=1)
     lr_drop_factor: float = option(0.1, "factor of each drop", gt=0, le=1)
     epochs: int = option(80, "training epochs", ge=1)

@@ -32,8 +32,15 @@ from ibvae.errors import require
 
 
 def lr_schedule(train: ClassifierTrainConfig, steps_per_epoch: int):
-    """Step schedule: ``learning_rate`` x ``lr_drop_factor`` at each epoch in ``lr_drops``
-    (a plain float when no drop falls inside the run)."""
+    """The learning rate of ``train.lr_schedule``: ``"step"``, ``learning_rate`` x
+    ``lr_drop_factor`` at each epoch in ``lr_drops`` (a plain float when no drop falls inside
+    the run); ``"cosine"``, half a cosine from ``learning_rate`` at the first step to 0 after
+    the last step of ``epochs`` (why: on a short budget it ends at a small rate without
+    choosing where to drop)."""
+    if train.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            train.learning_rate, decay_steps=train.epochs * steps_per_epoch
+        )
     drops = sorted(d for d in train.lr_drops if d < train.epochs)
     if not drops:
         return train.learning_rate
