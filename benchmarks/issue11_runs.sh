@@ -39,7 +39,7 @@
 # resumes), a probe leaves $OUT/logs/probe_<run>.done. Rerun the same command after an
 # interruption.
 #
-# Cost, measured on 2 CPU cores with TF (docs/CLASSIFIER.md): (a) 376-718 s of training per run of
+# Cost, measured on 2 CPU cores with TF (docs/CLASSIFIER.md): (a) 312-718 s of training per run of
 # the CPU config (12 runs with SEEDS="0 1"); (b) 8 runs in 59 minutes, probes 13-25 s each;
 # (c) with WIDTH_TRAIN=5000 WIDTH_EPOCHS=6 WIDTH_LR_DROPS="4 5", 12 runs in 60 minutes, the
 # width-1.0 runs 8.5-13 minutes each (the defaults, 10 epochs of 20k, cost about 6.7x that).
