@@ -7,8 +7,8 @@ default, a one-line help and its bounds. From that one declaration come
   Python or from YAML, by :class:`Config` (and, for a model's own arguments, by
   :func:`check_values`);
 * the YAML file of a run (:func:`save` / :func:`load`, with unknown keys named);
-* the command-line flags of the scripts (:func:`add_flags`, :func:`flag_overrides`), so a field
-  cannot lack a flag and a flag cannot drift from its field.
+* the command-line flags of the scripts (:mod:`ibvae.flags`), so a field cannot lack a flag
+  and a flag cannot drift from its field.
 
 A config may hold *sections* (``model``, ``train``), each a :class:`Config` of its own; flags
 are named after the leaf fields, which are unique within one config.
@@ -16,7 +16,6 @@ are named after the leaf fields, which are unique within one config.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import operator
@@ -28,11 +27,11 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 from ibvae.errors import IbvaeError, one_of
+from ibvae.files import write_text
 
 C = TypeVar("C", bound="Config")
 _BOUNDS = {"ge": (">=", operator.ge), "gt": (">", operator.gt), "le": ("<=", operator.le),
            "lt": ("<", operator.lt)}
-_EXPLICIT_NONE = object()  # "--flag none" on an optional field (None itself = not given)
 
 
 def option(
@@ -99,7 +98,7 @@ def leaves(cls: type) -> Iterator[Leaf]:
             yield Leaf((f.name,), hints[f.name], f)
 
 
-def _type_name(tp: Any) -> str:
+def type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
@@ -137,7 +136,7 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
         if not math.isfinite(value):
             raise IbvaeError(f"{name} must be a finite number, got {value!r}")
         return float(value)
-    raise IbvaeError(f"config key {name!r} must be of type {_type_name(tp)}, got {value!r}")
+    raise IbvaeError(f"config key {name!r} must be of type {type_name(tp)}, got {value!r}")
 
 
 def _check_bounds(name: str, value: Any, metadata: Mapping[str, Any]) -> None:
@@ -294,67 +293,5 @@ def save(config: Config, path: str | os.PathLike, header: str = "") -> Path:
     after a ``# header`` comment line if given."""
     import yaml
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     comment = f"# {header}\n" if header else ""
-    tmp.write_text(comment + yaml.safe_dump(to_dict(config), sort_keys=False))
-    tmp.replace(path)
-    return path
-
-
-# --------------------------------------------------------------------------- flags
-
-
-def flag_name(leaf: Leaf) -> str:
-    return "--" + leaf.name.replace("_", "-")
-
-
-def _optional(tp: Any) -> Any:
-    def parse(text: str) -> Any:
-        return _EXPLICIT_NONE if text.lower() in ("none", "null") else tp(text)
-
-    parse.__name__ = _type_name(tp)
-    return parse
-
-
-def add_flags(parser: argparse.ArgumentParser, cls: type[Config], title: str | None = None) -> None:
-    """One flag per hyperparameter of ``cls`` (``--latent-dim`` for ``latent_dim``), with its
-    type, choices and help; every flag defaults to "not given" so the config's value stands."""
-    group = parser.add_argument_group(title or f"{cls.__name__} (each overrides the YAML config)")
-    for leaf in leaves(cls):
-        tp, kwargs = leaf.type, {}
-        origin = typing.get_origin(tp)
-        optional = origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
-        if optional:
-            tp = next(a for a in typing.get_args(tp) if a is not type(None))
-            origin = typing.get_origin(tp)
-        if tp is bool:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif origin is Literal:
-            choices = list(typing.get_args(tp))
-            kwargs.update(choices=choices, type=type(choices[0]))
-        elif origin in (list, tuple):
-            kwargs.update(nargs="*", type=typing.get_args(tp)[0])
-        else:
-            kwargs["type"] = _optional(tp) if optional else tp
-        default = leaf.default
-        shown = "none" if default is None else default
-        help_text = f"{leaf.help} [{'.'.join(leaf.path)}; default {shown}]"
-        group.add_argument(
-            flag_name(leaf),
-            *leaf.field.metadata.get("aliases", ()),
-            dest=leaf.name,
-            default=None,
-            help=help_text.replace("%", "%%"),
-            **kwargs,
-        )
-
-
-def flag_overrides(args: argparse.Namespace, cls: type[Config]) -> dict[str, Any]:
-    """The hyperparameters given on the command line, by leaf name (``none`` -> None)."""
-    given = {}
-    for leaf in leaves(cls):
-        value = getattr(args, leaf.name, None)
-        if value is not None:
-            given[leaf.name] = None if value is _EXPLICIT_NONE else value
-    return given
+    return write_text(path, comment + yaml.safe_dump(to_dict(config), sort_keys=False))

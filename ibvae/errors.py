@@ -2,13 +2,15 @@
 and the two helpers every check in ibvae uses to raise it, so that every message reads alike:
 ``<name> must be <rule>, got <value>``.
 
-Scripts catch :class:`IbvaeError`, print its message as one line on stderr and exit with
-code 2; programming errors keep their traceback.
+Scripts catch :class:`IbvaeError` (:func:`script_entry`), print its message as one line on
+stderr and exit with code 2; programming errors keep their traceback.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import sys
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
@@ -32,3 +34,18 @@ def one_of(name: str, value: Any, allowed: Iterable[Any]) -> Any:
 class TrainingFailed(IbvaeError):
     """Training stopped on its own (a non-finite loss): the run directory is kept, with the
     failure recorded in its ``metrics.json`` and its last finite checkpoint."""
+
+
+def script_entry(main: Callable[[list[str] | None], Any]) -> Callable[[list[str] | None], int]:
+    """Wrap a script's ``main(argv)``: user errors -> ``error: ...`` on stderr, exit code 2."""
+
+    @functools.wraps(main)
+    def wrapper(argv: list[str] | None = None) -> int:
+        try:
+            main(argv)
+        except IbvaeError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
+
+    return wrapper

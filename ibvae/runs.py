@@ -1,6 +1,5 @@
 """Run directories and what every training pipeline shares around them: where a run goes,
-its lock, its config read back, ``metrics.json``, seeding, and the scripts' entry-point
-wrapper that turns :class:`IbvaeError` into one line and exit code 2.
+its lock, its config read back, ``metrics.json``, seeding.
 
 A run directory holds ``config.yaml`` (fully resolved), ``model.keras``, ``best_model.keras``,
 ``history.csv``, ``logs/`` (TensorBoard: ``tensorboard --logdir RUN/logs``), ``metrics.json``,
@@ -18,14 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import functools
 import importlib.util
 import json
 import os
 import shutil
-import sys
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,6 +32,7 @@ import numpy as np
 from ibvae import config as cfg
 from ibvae.distribute import is_main_process, worker_directory
 from ibvae.errors import IbvaeError, TrainingFailed
+from ibvae.files import write_text
 
 try:  # POSIX; elsewhere runs are not locked
     import fcntl
@@ -294,23 +292,5 @@ def update_metrics(run_dir: Path, new: dict[str, Any]) -> dict[str, Any]:
     """Merge ``new`` into ``metrics.json`` (written atomically) and return the whole dict."""
     metrics = read_metrics(run_dir)
     metrics.update(jsonable(new))
-    path = Path(run_dir) / METRICS_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    write_text(Path(run_dir) / METRICS_FILE, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return metrics
-
-
-def script_entry(main: Callable[[list[str] | None], Any]) -> Callable[[list[str] | None], int]:
-    """Wrap a script's ``main(argv)``: user errors -> ``error: ...`` on stderr, exit code 2."""
-
-    @functools.wraps(main)
-    def wrapper(argv: list[str] | None = None) -> int:
-        try:
-            main(argv)
-        except IbvaeError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        return 0
-
-    return wrapper

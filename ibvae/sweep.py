@@ -46,6 +46,7 @@ from ibvae.classifier.models import load_classifier
 from ibvae.classifier.train import train_classifier
 from ibvae.config import Config, option
 from ibvae.errors import IbvaeError, TrainingFailed, one_of, require
+from ibvae.files import atomic_path
 from ibvae.sweep_figures import sweep_figures
 from ibvae.vae.config import VAEConfig
 from ibvae.vae.evaluate import EvaluateOptions, evaluate_run
@@ -203,12 +204,10 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows([{k: "" if v is None else v for k, v in row.items()} for row in rows])
-    tmp.replace(path)
     return path
 
 

@@ -69,8 +69,12 @@ import_keras_quietly()
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 from ibvae import config as cfg  # noqa: E402
-from ibvae import distribute, runs  # noqa: E402
-from ibvae.errors import IbvaeError  # noqa: E402
+from ibvae import (  # noqa: E402
+    distribute,
+    flags,  # noqa: E402
+    runs,
+)
+from ibvae.errors import IbvaeError, script_entry  # noqa: E402
 
 RUN_DIR = "a training run's --out directory"
 
@@ -94,9 +98,9 @@ def options(argv: list[str] | None, doc: str | None, cls: type[cfg.Config], run_
     p = parser(doc)
     if run_dir:
         p.add_argument("run_dir", help=run_dir)
-    cfg.add_flags(p, cls, title=f"{cls.__name__} (command options)")
+    flags.add_flags(p, cls, title=f"{cls.__name__} (command options)")
     args = p.parse_args(argv)
-    return args, cfg.from_dict(cls, cfg.flag_overrides(args, cls))
+    return args, cfg.from_dict(cls, flags.flag_overrides(args, cls))
 
 
 def add_run_flags(p: argparse.ArgumentParser, prefix: str) -> None:
@@ -129,7 +133,7 @@ def run_config(
 ) -> cfg.Config:
     """A training script's config: the YAML (``--config``, else ``default``; with
     ``--resume``, the run's own complete ``config.yaml``), then the flags."""
-    overrides = cfg.flag_overrides(args, cls)
+    overrides = flags.flag_overrides(args, cls)
     if args.resume:
         if args.config is not None:
             raise IbvaeError("--resume continues the run's own config.yaml; drop --config")
@@ -146,4 +150,4 @@ def progress(split: str, done: int, total: int) -> None:
 
 def run(main: Callable[[list[str] | None], Any]) -> None:
     """``sys.exit`` with ``main``'s exit code: 0, or 2 after one ``error:`` line."""
-    sys.exit(runs.script_entry(main)())
+    sys.exit(script_entry(main)())

@@ -11,6 +11,7 @@ import time
 import _cli  # first: starts Keras without TensorFlow's start-up lines
 
 from ibvae import config as cfg
+from ibvae import flags
 from ibvae.classifier.cluttered import write_cluttered_mnist
 from ibvae.classifier.config import ClutterConfig
 
@@ -19,9 +20,9 @@ def main(argv: list[str] | None = None) -> None:
     p = _cli.parser(__doc__)
     p.add_argument("--out", required=True, help="output .npz (x_*, y_*, boxes_* per split)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    cfg.add_flags(p, ClutterConfig, title="generator options")
+    flags.add_flags(p, ClutterConfig, title="generator options")
     args = p.parse_args(argv)
-    c = cfg.from_dict(ClutterConfig, cfg.flag_overrides(args, ClutterConfig))
+    c = cfg.from_dict(ClutterConfig, flags.flag_overrides(args, ClutterConfig))
     t0 = time.perf_counter()
     path = write_cluttered_mnist(c, args.out, args.overwrite, progress=_cli.progress)
     print(

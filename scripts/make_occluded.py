@@ -18,6 +18,7 @@ import time
 import _cli  # first: starts Keras without TensorFlow's start-up lines
 
 from ibvae import config as cfg
+from ibvae import flags
 from ibvae.classifier.config import OccludedConfig
 from ibvae.classifier.occluded import write_occluded
 
@@ -26,9 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     p = _cli.parser(__doc__)
     p.add_argument("--out", required=True, help="output .npz (x_*, y_*, nuisance_* per split)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    cfg.add_flags(p, OccludedConfig, title="generator options")
+    flags.add_flags(p, OccludedConfig, title="generator options")
     args = p.parse_args(argv)
-    c = cfg.from_dict(OccludedConfig, cfg.flag_overrides(args, OccludedConfig))
+    c = cfg.from_dict(OccludedConfig, flags.flag_overrides(args, OccludedConfig))
     t0 = time.perf_counter()
     path = write_occluded(c, args.out, args.overwrite, progress=_cli.progress)
     occluder = "no occluder" if c.occluder_size == 0 else (

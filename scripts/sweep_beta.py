@@ -30,6 +30,7 @@ from pathlib import Path
 import _cli  # first: starts Keras without TensorFlow's start-up lines
 
 from ibvae import config as cfg
+from ibvae import flags
 from ibvae.errors import IbvaeError
 from ibvae.sweep import CONFIG_KINDS, SweepOptions, detect_kind, sweep_beta
 
@@ -60,18 +61,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--kind", choices=sorted(CONFIG_KINDS),
                    help="vae or classifier (default: from the config's keys)")
     p.add_argument("--out", required=True, help="the sweep directory (created; reused to resume)")
-    cfg.add_flags(p, SweepOptions, title="SweepOptions (what the sweep varies)")
+    flags.add_flags(p, SweepOptions, title="SweepOptions (what the sweep varies)")
     if kind is None:
         p.epilog = "Pass --config to list the training flags of its kind as well."
     else:
-        cfg.add_flags(p, CONFIG_KINDS[kind], title=f"{kind} training flags (every point)")
+        flags.add_flags(p, CONFIG_KINDS[kind], title=f"{kind} training flags (every point)")
     args = p.parse_args(argv)
     cls = CONFIG_KINDS[kind]
-    overrides = cfg.flag_overrides(args, cls)
+    overrides = flags.flag_overrides(args, cls)
     for name, flag in SET_BY_THE_SWEEP.items():
         if name in overrides:
             raise IbvaeError(f"--{name} is set for each point by {flag}; drop --{name}")
-    options = cfg.from_dict(SweepOptions, cfg.flag_overrides(args, SweepOptions))
+    options = cfg.from_dict(SweepOptions, flags.flag_overrides(args, SweepOptions))
     configs = {}
     for path in args.config:
         label = Path(path).stem

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import _cli  # first: starts Keras without TensorFlow's start-up lines
 
-from ibvae import config as cfg
-from ibvae import runs
+from ibvae import flags, runs
 from ibvae.classifier.config import ClassifierConfig
 from ibvae.classifier.train import train_classifier
 
@@ -25,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--config", help="YAML config (default: the dataclass defaults)")
     _cli.add_run_flags(p, "classifier")
     _cli.add_process_flags(p)
-    cfg.add_flags(p, ClassifierConfig)
+    flags.add_flags(p, ClassifierConfig)
     args = p.parse_args(argv)
     _cli.start_processes(args)
     run_dir = runs.resolve_run_dir(args.out, "classifier", args.resume, args.overwrite)

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import _cli  # first: starts Keras without TensorFlow's start-up lines
 
-from ibvae import config as cfg
-from ibvae import runs
+from ibvae import flags, runs
 from ibvae.vae.config import VAEConfig
 from ibvae.vae.model import LOG_UNIFORM_NOTE
 from ibvae.vae.train import train_vae
@@ -30,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--config", help=f"YAML config (default {DEFAULT_CONFIG.name})")
     _cli.add_run_flags(p, "vae")
     _cli.add_process_flags(p)
-    cfg.add_flags(p, VAEConfig)
+    flags.add_flags(p, VAEConfig)
     args = p.parse_args(argv)
     _cli.start_processes(args)
     run_dir = runs.resolve_run_dir(args.out, "vae", args.resume, args.overwrite)

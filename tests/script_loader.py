@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from ibvae import runs
+from ibvae.errors import script_entry
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -20,4 +20,4 @@ def load_script(name: str, folder: Path = SCRIPTS) -> ModuleType:
 
 def script_main(name: str) -> Callable:
     """A script's ``main`` behind the same error wrapper as on the command line."""
-    return runs.script_entry(load_script(name).main)
+    return script_entry(load_script(name).main)

@@ -12,6 +12,8 @@ from ibvae import config as cfg
 from ibvae import runs
 from ibvae.classifier.config import ClassifierConfig, ClutterConfig, OccludedConfig
 from ibvae.classifier.kl_maps import KLMapOptions
+from ibvae.errors import script_entry
+from ibvae.flags import flag_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +25,7 @@ occluded = _script("make_occluded")
 
 
 def _entry(module):
-    return runs.script_entry(module.main)
+    return script_entry(module.main)
 
 
 @pytest.fixture(scope="module")
@@ -250,9 +252,9 @@ def test_every_field_has_a_generated_flag(module, cls, extra, capsys):
         module.main(["--help"])
     assert e.value.code == 0
     text = capsys.readouterr().out
-    flags = [cfg.flag_name(leaf) for leaf in cfg.leaves(cls)]
-    assert len(flags) == len({leaf.path for leaf in cfg.leaves(cls)})
-    for flag in [*flags, *extra]:
+    names = [flag_name(leaf) for leaf in cfg.leaves(cls)]
+    assert len(names) == len({leaf.path for leaf in cfg.leaves(cls)})
+    for flag in [*names, *extra]:
         assert f"{flag} " in text or f"{flag}," in text or f"{flag}\n" in text, flag
     for leaf in cfg.leaves(cls):  # each flag's help is its field's help
         assert leaf.help.split(";")[0][:30] in " ".join(text.split()), leaf.name

@@ -6,13 +6,13 @@ import pytest
 from ibvae.classifier.cluttered import (
     clutter,
     make_cluttered_mnist,
-    save_npz,
     write_cluttered_mnist,
 )
 from ibvae.classifier.config import ClutterConfig
 from ibvae.classifier.data import Split, as_splits, load_classification_npz
 from ibvae.data import Dataset
 from ibvae.errors import IbvaeError
+from ibvae.files import save_npz
 
 
 def spec(canvas, distractors, distractor_size, **sizes):

@@ -8,7 +8,7 @@ from typing import Literal
 
 import pytest
 
-from ibvae import IbvaeError
+from ibvae import IbvaeError, flags
 from ibvae import config as cfg
 from ibvae.classifier.config import ClassifierConfig, ClutterConfig
 from ibvae.vae.config import VAEConfig, VAEModelConfig
@@ -145,13 +145,13 @@ def test_a_missing_config_file_is_named():
 
 def parse(cls, argv):
     p = argparse.ArgumentParser()
-    cfg.add_flags(p, cls)
-    return cfg.flag_overrides(p.parse_args(argv), cls)
+    flags.add_flags(p, cls)
+    return flags.flag_overrides(p.parse_args(argv), cls)
 
 
 def flag_examples(leaf):
     """Command lines that set ``leaf`` through its flag, with the value each must give."""
-    flag, default = cfg.flag_name(leaf), leaf.default
+    flag, default = flags.flag_name(leaf), leaf.default
     tp = leaf.type
     if getattr(tp, "__origin__", None) is Literal:
         return [([flag, str(choice)], choice) for choice in tp.__args__]
@@ -167,12 +167,12 @@ def flag_examples(leaf):
 @pytest.mark.parametrize("cls", FLAGGED, ids=lambda c: c.__name__)
 def test_every_field_has_its_flag_with_its_type_choices_and_help(cls):
     p = argparse.ArgumentParser(formatter_class=lambda prog: argparse.HelpFormatter(prog, width=999))
-    cfg.add_flags(p, cls)
+    flags.add_flags(p, cls)
     help_text = " ".join(p.format_help().split())
     names = [leaf.name for leaf in cfg.leaves(cls)]
     assert len(names) == len(set(names)), "leaf names must be unique: they name the flags"
     for leaf in cfg.leaves(cls):
-        assert cfg.flag_name(leaf) in help_text and " ".join(leaf.help.split()) in help_text
+        assert flags.flag_name(leaf) in help_text and " ".join(leaf.help.split()) in help_text
         for argv, value in flag_examples(leaf):
             assert parse(cls, argv) == {leaf.name: value}, argv
 
@@ -194,8 +194,8 @@ def test_flags_become_overrides_of_the_right_type():
 
 
 def test_the_real_configs_flags_are_the_documented_ones():
-    flags = {cfg.flag_name(leaf) for leaf in cfg.leaves(VAEConfig)}
-    assert {"--beta", "--latent", "--latent-dim", "--hidden", "--data", "--epochs"} <= flags
+    names = {flags.flag_name(leaf) for leaf in cfg.leaves(VAEConfig)}
+    assert {"--beta", "--latent", "--latent-dim", "--hidden", "--data", "--epochs"} <= names
     assert parse(VAEConfig, ["--lr", "0.01"]) == {"learning_rate": 0.01}
     assert parse(ClassifierConfig, ["--padding", "valid", "--no-recalibrate"]) == {
         "padding": "valid", "recalibrate": False}

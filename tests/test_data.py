@@ -5,7 +5,7 @@ import gzip
 import numpy as np
 import pytest
 
-from ibvae import IbvaeError
+from ibvae import IbvaeError, idx, resample
 from ibvae import data as d
 
 
@@ -176,7 +176,7 @@ def write_idx(path, array, gz=False):
 def test_read_idx_any_type_gzip_or_not(tmp_path, dtype, gz):
     a = (np.arange(2 * 3 * 4) - 5).reshape(2, 3, 4).astype(dtype) if dtype != np.uint8 else \
         np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
-    out = d.read_idx(write_idx(tmp_path / "a.idx", a, gz))
+    out = idx.read_idx(write_idx(tmp_path / "a.idx", a, gz))
     np.testing.assert_array_equal(out, a)
     assert out.dtype == np.dtype(dtype) and out.dtype.isnative
 
@@ -215,15 +215,15 @@ def test_bad_idx_files_are_one_line_errors(tmp_path):
         if content is not None:
             path.write_bytes(content)
         with pytest.raises(IbvaeError, match=message) as e:
-            d.read_idx(path)
+            idx.read_idx(path)
         assert "\n" not in str(e.value), name
 
 
 def test_area_weights_average_by_overlap():
-    w = d.area_weights(28, 14)
+    w = resample.area_weights(28, 14)
     np.testing.assert_allclose(w.sum(axis=1), 1.0)
     np.testing.assert_allclose(w[0, :3], [0.5, 0.5, 0.0])
-    w = d.area_weights(7, 4)  # spans of 1.75 cells
+    w = resample.area_weights(7, 4)  # spans of 1.75 cells
     np.testing.assert_allclose(w.sum(axis=1), 1.0)
     np.testing.assert_allclose(w[0, :2], [1 / 1.75, 0.75 / 1.75])
-    np.testing.assert_allclose(d.area_weights(5, 5), np.eye(5))
+    np.testing.assert_allclose(resample.area_weights(5, 5), np.eye(5))

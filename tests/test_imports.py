@@ -9,8 +9,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ibvae"
 MAX_LINES = 360
 
 # Rank of each module: a module may import modules of its own rank or lower, never higher.
-CORE = {"errors", "kl", "config", "data", "runs", "callbacks", "distribute", "figures", "layers"}
-MODELS = {"vae.config", "vae.nets", "vae.model",
+CORE = {"errors", "files", "idx", "resample", "kl", "config", "flags", "data", "runs", "callbacks",
+        "distribute", "figures", "layers", "training"}
+MODELS = {"vae.config", "vae.nets", "vae.prior_space", "vae.model",
           "classifier.config", "classifier.cluttered", "classifier.occluded", "classifier.data",
           "classifier.models"}
 

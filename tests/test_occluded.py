@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from script_loader import load_script as _script
 
-from ibvae import runs
 from ibvae.classifier.config import OccludedConfig
 from ibvae.classifier.data import load_classification_npz
-from ibvae.classifier.occluded import make_occluded, occlude, resize_digits, write_occluded
-from ibvae.errors import IbvaeError
+from ibvae.classifier.occluded import make_occluded, occlude, write_occluded
+from ibvae.errors import IbvaeError, script_entry
+from ibvae.resample import resize_square
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,10 +57,10 @@ def config(files, **kwargs):
 
 def test_resize_digits_is_an_area_average():
     d, _ = _digits(3)
-    small = resize_digits(d, 14)
+    small = resize_square(d, 14)
     expected = d.reshape(3, 14, 2, 14, 2).astype(float).mean(axis=(2, 4))
     np.testing.assert_array_equal(small, np.rint(expected).astype(np.uint8))
-    assert resize_digits(d, 28) is not d and resize_digits(d[..., None], 9).shape == (3, 9, 9)
+    assert resize_square(d, 28) is not d and resize_square(d[..., None], 9).shape == (3, 9, 9)
 
 
 @pytest.mark.parametrize("size", [14, 9, 28])
@@ -75,7 +75,7 @@ def test_shapes_labels_and_the_occluder_inside_the_image(size):
     assert y.shape == nuisance.shape == (50,) and boxes.shape == (50, 4)
     assert (boxes[:, 2:] == size).all() and (boxes[:, :2] >= 0).all()
     assert (boxes[:, :2] + size <= 28).all()  # wholly inside the image
-    shrunk = resize_digits(digits, size)
+    shrunk = resize_square(digits, size)
     for img, (top, left, h, w), label in zip(x[..., 0], boxes, nuisance, strict=True):
         outside = img.copy()
         outside[top : top + h, left : left + w] = 0
@@ -108,7 +108,7 @@ def test_blend_max_keeps_the_image_under_the_strokes_and_colour_gets_the_digit_i
     x, _, nuisance, boxes = occlude(tasks, np.arange(10), digits, digit_labels, 10,
                                     np.random.default_rng(2), OccludedConfig(blend="max"))
     assert x.shape == (10, 32, 32, 3) and x.min() == 100  # no black square with "max"
-    shrunk = resize_digits(digits, 14)
+    shrunk = resize_square(digits, 14)
     for img, (top, left, h, _) in zip(x, boxes, strict=True):
         patch = img[top : top + h, left : left + h]
         assert (patch[..., 0] == patch[..., 2]).all() and patch.max() > 100
@@ -223,7 +223,7 @@ def test_bad_files(tmp_path):
 # --------------------------------------------------------------------------- the script
 
 
-make = runs.script_entry(_script("make_occluded").main)
+make = script_entry(_script("make_occluded").main)
 
 
 def test_script_writes_the_file_and_refuses_to_overwrite(files, tmp_path, capsys):

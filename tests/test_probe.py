@@ -13,15 +13,16 @@ from ibvae import runs
 from ibvae.classifier.config import ClassifierConfig, ClassifierModelConfig
 from ibvae.classifier.models import build_classifier
 from ibvae.classifier.probe import ProbeOptions, fit_probe, pool_features
-from ibvae.errors import IbvaeError
+from ibvae.errors import IbvaeError, script_entry
+from ibvae.flags import flag_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-make = runs.script_entry(_script("make_occluded").main)
-train = runs.script_entry(_script("train_classifier").main)
+make = script_entry(_script("make_occluded").main)
+train = script_entry(_script("train_classifier").main)
 probe_script = _script("probe_nuisance")
-probe = runs.script_entry(probe_script.main)
+probe = script_entry(probe_script.main)
 
 
 def test_pool_features_shapes_for_every_grid():
@@ -173,6 +174,6 @@ def test_every_probe_option_has_a_flag(capsys):
     assert e.value.code == 0
     text = capsys.readouterr().out
     for leaf in cfg.leaves(ProbeOptions):
-        assert cfg.flag_name(leaf) in text, leaf.name
+        assert flag_name(leaf) in text, leaf.name
     with pytest.raises(IbvaeError, match="probe_c must be > 0"):
         ProbeOptions(probe_c=0)

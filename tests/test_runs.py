@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ibvae import IbvaeError, callbacks, runs
+from ibvae.errors import script_entry
 from ibvae.vae.config import VAEConfig
 
 
@@ -121,15 +122,15 @@ def test_script_entry_turns_user_errors_into_one_line_and_exit_2(capsys):
     def main(argv):
         raise IbvaeError(f"bad {argv[0]}")
 
-    assert runs.script_entry(main)(["flag"]) == 2
+    assert script_entry(main)(["flag"]) == 2
     assert capsys.readouterr().err == "error: bad flag\n"
-    assert runs.script_entry(lambda argv: None)([]) == 0
+    assert script_entry(lambda argv: None)([]) == 0
 
     def buggy(argv):
         raise KeyError("a programming error keeps its traceback")
 
     with pytest.raises(KeyError):
-        runs.script_entry(buggy)([])
+        script_entry(buggy)([])
 
 
 def test_training_callbacks_run_in_order_and_resume_appends(tmp_path):

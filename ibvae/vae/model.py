@@ -22,8 +22,9 @@ binarization; a binary image is unchanged by it, so a test set binarized once wi
 grey levels in [0, 1] with the same Bernoulli cross-entropy, a common training loss but not a
 normalised density, so its "NLL" is not a likelihood.
 
-The prior-space view used by evaluation and sampling: ``u = z`` for the Gaussian latent,
-``u = log z ~ N(log max(f, 1e-4), alpha^2)`` for Information Dropout.
+The NumPy view of the latent that evaluation and sampling use (posterior and prior in prior
+space, ``u = z`` or ``u = log z``) is :class:`~ibvae.vae.prior_space.PriorSpace`; the model's
+methods of the same names hand over to it.
 """
 
 from __future__ import annotations
@@ -36,23 +37,18 @@ import numpy as np
 from keras import ops
 
 from ibvae import config as cfg
-from ibvae import kl as klf
 from ibvae import runs
 from ibvae.data import binarize_fixed
 from ibvae.errors import IbvaeError
 from ibvae.layers import GaussianSampler, InformationDropout
 from ibvae.vae.config import VAEModelConfig, check_prior_shape
 from ibvae.vae.nets import build_decoder, build_encoder
+from ibvae.vae.prior_space import PriorSpace, as_numpy
 
 LOG_UNIFORM_NOTE = (
     "the log-uniform prior is improper and its KL (-log(alpha/alpha_top)) ignores the size of "
     "the code f, so this 'ELBO' is defined only up to a constant and is not a bound on "
     "-log p(x): do not compare it with the ELBO / NLL of other latents"
-)
-IMPROPER_PRIOR = (
-    "the log-uniform prior is improper and cannot be sampled; sample the aggregate posterior "
-    "instead (ibvae.vae.sampling.AggregatePosterior, or scripts/sample_vae.py --source "
-    "aggregate)"
 )
 # The model config's fields that are the VAE's own arguments (the rest build the networks).
 VAE_OPTIONS = ("latent", "beta", "targets", "max_alpha", "min_alpha", "prior_shape")
@@ -62,10 +58,6 @@ def reconstruction_nll(target, logits):
     """Bernoulli NLL with logits, summed over every non-batch axis: nats per example."""
     per_pixel = ops.softplus(logits) - target * logits
     return ops.sum(ops.reshape(per_pixel, (ops.shape(per_pixel)[0], -1)), axis=-1)
-
-
-def _np(x) -> np.ndarray:
-    return np.asarray(ops.convert_to_numpy(x), dtype=np.float64)
 
 
 def _shape(tensor: Any) -> tuple:
@@ -169,6 +161,7 @@ class VAE(keras.Model):
             )
         # Build now so every variable exists before fit, save or load.
         self.latent_layer.build([(None, *self.latent_shape)] * 2)
+        self.prior_space = PriorSpace(latent, self.latent_layer, self.latent_shape)
         self.binarize_seed = keras.random.SeedGenerator(seed)
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
@@ -241,7 +234,7 @@ class VAE(keras.Model):
         """The latent layer's two inputs for images ``x`` (float64, flattened to
         ``(N, latent_dim)``): ``(features, alpha_logits)`` or ``(mean, log_var)``."""
         a, b = self.encoder.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0)
-        a = _np(self.activate(ops.convert_to_tensor(a)))
+        a = as_numpy(self.activate(ops.convert_to_tensor(a)))
         return a.reshape(len(a), -1), np.asarray(b, np.float64).reshape(len(b), -1)
 
     def encode(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
@@ -263,55 +256,25 @@ class VAE(keras.Model):
         return binarize_fixed(x) if self.targets == "binarized" else x
 
     def noise_scale(self, b: np.ndarray) -> np.ndarray:
-        """Posterior std in prior space: alpha for Information Dropout, ``exp(log_var / 2)``."""
-        if self.multiplicative:
-            return _np(self.latent_layer.alpha(ops.convert_to_tensor(b, "float32")))
-        return np.exp(0.5 * b)
+        return self.prior_space.noise_scale(b)
 
     def posterior_u(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and std of the posterior in prior space (see the module docstring)."""
-        if self.multiplicative:
-            return np.log(np.maximum(a, klf.FEATURE_FLOOR)), self.noise_scale(b)
-        return a, self.noise_scale(b)
+        return self.prior_space.posterior_u(a, b)
 
     def u_to_z(self, u: np.ndarray) -> np.ndarray:
-        """Decoder input of a prior-space code."""
-        return np.exp(u) if self.multiplicative else u
+        return self.prior_space.u_to_z(u)
 
     def sample_posterior(self, a: np.ndarray, b: np.ndarray, eps: np.ndarray) -> np.ndarray:
-        """A posterior draw for standard normal ``eps``, exactly as the latent layer draws it
-        (``z = f * exp(alpha * eps)`` keeps the ReLU zeros at 0)."""
-        if self.multiplicative:
-            return a * np.exp(self.noise_scale(b) * eps)
-        return a + np.exp(0.5 * b) * eps
+        return self.prior_space.sample_posterior(a, b, eps)
 
     def kl_per_example(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Closed-form KL per example (summed over units), from the latent layer's maths."""
-        kl = self.latent_layer.kl(
-            ops.convert_to_tensor(a, "float32"), ops.convert_to_tensor(b, "float32")
-        )
-        return _np(ops.sum(kl, axis=-1))
+        return self.prior_space.kl_per_example(a, b)
 
     def prior(self) -> tuple[Any, Any] | None:
-        """``(mu, sigma)`` of the prior in prior space: floats, or arrays of ``latent_dim``
-        (flattened) for a per-unit prior; None for the improper log-uniform prior."""
-        if self.latent == "gaussian":
-            return 0.0, 1.0
-        if self.latent == "information_dropout_lognormal":
-            layer = self.latent_layer
-            mu, sigma = _np(layer.prior_mu).reshape(-1), _np(layer.prior_sigma).reshape(-1)
-            return (float(mu[0]), float(sigma[0])) if mu.size == 1 else (mu, sigma)
-        return None
+        return self.prior_space.prior()
 
     def sample_prior(self, n: int, seed: int | None = None) -> np.ndarray:
-        """``n`` codes from the prior, ``(n, latent_dim)``; the log-uniform prior refuses."""
-        prior = self.prior()
-        if prior is None:
-            raise IbvaeError(IMPROPER_PRIOR)
-        if n < 1:
-            raise IbvaeError(f"the number of samples must be >= 1, got {n}")
-        eps = np.random.default_rng(seed).standard_normal((n, self.latent_dim))
-        return self.u_to_z(prior[0] + prior[1] * eps)
+        return self.prior_space.sample_prior(n, seed)
 
     def sample(self, n: int, seed: int | None = None) -> np.ndarray:
         """``n`` images decoded from prior samples (pixel means in [0, 1]). The log-uniform

@@ -1,0 +1,78 @@
+"""Files that appear whole or not at all, and the ``.npz`` archives ibvae reads and writes.
+
+Every file a run, a sweep or a generator writes goes through :func:`atomic_path`: it is
+written beside its final name and renamed onto it in one step, so a crash, a full disk or
+Ctrl-C leaves the old file (or none), never half of a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ibvae.errors import IbvaeError, require
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary sibling of ``path`` for the body to write (``name.tmp.<suffix>``, so
+    writers that add a suffix, like ``np.savez``, keep it); renamed onto ``path`` when the
+    body returns, removed when it raises."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp{path.suffix}")
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """``text`` into ``path``, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def check_output(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """An ``.npz`` output path that may be written (an existing file only with ``overwrite``;
+    never a directory)."""
+    path = Path(path)
+    require(path.suffix == ".npz", f"output file must end in .npz, got {path}")
+    require(not path.is_dir(), f"{path} is a directory; pass a file name ending in .npz")
+    require(
+        overwrite or not path.exists(), f"{path} already exists; pass --overwrite to replace it"
+    )
+    return path
+
+
+def save_npz(arrays: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
+    """``arrays`` as an uncompressed ``.npz``, atomically (its folder is created)."""
+    path = check_output(path, overwrite=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
+    return path
+
+
+def read_npz(path: str | os.PathLike, required: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` file; a missing file or key raises :class:`IbvaeError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise IbvaeError(f"data file {path} not found; check the --data path")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise IbvaeError(f"cannot read {path} as .npz ({e}); pass a numpy .npz file") from e
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise IbvaeError(
+            f"{path} lacks key(s) {missing}; it has {sorted(arrays)} and needs {list(required)}"
+        )
+    return arrays
