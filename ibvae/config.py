@@ -57,6 +57,32 @@ def section(cls: type[Config], help: str) -> Any:
     return dataclasses.field(default_factory=cls, metadata={"help": help, "section": True})
 
 
+def config_class(**defaults: Any) -> Any:
+    """``@dataclasses.dataclass`` for a :class:`Config` that inherits shared fields and gives
+    some of them its own defaults (``@config_class(epochs=80)``): each field stays declared
+    once, in its base, with its help, bounds and flag aliases; only the default differs."""
+
+    def apply(cls: type) -> type:
+        inherited: dict[str, dataclasses.Field] = {}
+        hints: dict[str, Any] = {}
+        for base in reversed(cls.__mro__[1:]):
+            if dataclasses.is_dataclass(base):
+                inherited.update({f.name: f for f in dataclasses.fields(base)})
+                hints.update(_hints(base))
+        unknown = sorted(set(defaults) - set(inherited))
+        if unknown:
+            raise TypeError(f"{cls.__name__}: no inherited field(s) {unknown} to give defaults")
+        annotations = dict(cls.__dict__.get("__annotations__", {}))
+        for name, value in defaults.items():
+            metadata = dict(inherited[name].metadata)
+            annotations[name] = hints[name]
+            setattr(cls, name, option(value, metadata.pop("help"), **metadata))
+        cls.__annotations__ = annotations
+        return dataclasses.dataclass(cls)
+
+    return apply
+
+
 @dataclasses.dataclass(frozen=True)
 class Leaf:
     """One hyperparameter of a (possibly sectioned) config: ``path`` from the root."""

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 
 from ibvae import config as cfg
 from ibvae import runs
@@ -43,20 +42,17 @@ from ibvae.classifier.config import ClassifierConfig
 from ibvae.classifier.data import load_classification_npz
 from ibvae.classifier.kl_maps import kl_maps, write_kl_maps
 from ibvae.classifier.models import load_classifier
-from ibvae.classifier.train import train_classifier
+from ibvae.classifier.train import CLASSIFIER_TASK
 from ibvae.config import Config, option
-from ibvae.errors import IbvaeError, TrainingFailed, one_of, require
+from ibvae.errors import IbvaeError, TrainingFailed, require
 from ibvae.files import atomic_path
 from ibvae.sweep_figures import sweep_figures
+from ibvae.training import TASKS, get_task, task_of
 from ibvae.vae.config import VAEConfig
 from ibvae.vae.evaluate import EvaluateOptions, evaluate_run
-from ibvae.vae.train import train_vae
+from ibvae.vae.train import VAE_TASK
 
-CONFIG_KINDS: dict[str, type[Config]] = {"vae": VAEConfig, "classifier": ClassifierConfig}
 SWEEP_CSV = "sweep.csv"
-# classifier metrics with one value per pool, each a column <key>_<pool> of sweep.csv
-# (nuisance_error[_noisy]: written by scripts/probe_nuisance.py; rerun the sweep to collect)
-PER_POOL_COLUMNS = ("kl_nats", "kl_lift", "kl_auc", "nuisance_error", "nuisance_error_noisy")
 
 
 @dataclasses.dataclass
@@ -77,26 +73,24 @@ class SweepOptions(Config):
 
 
 def kind_of(config: Config) -> str:
-    """``"vae"`` or ``"classifier"`` for a config object."""
-    for kind, cls in CONFIG_KINDS.items():
-        if isinstance(config, cls):
-            return kind
-    raise IbvaeError(f"a sweep needs a VAEConfig or a ClassifierConfig, got {type(config)}")
+    """The name of the registered task that trains ``config`` (``"vae"``, ``"classifier"``)."""
+    return task_of(config).name
 
 
 def detect_kind(path: str | Path, kind: str | None = None) -> str:
     """The kind of a YAML config: ``kind`` if given (the file must fit it), else the one kind
     whose config accepts the file's sections and keys; one error if none or both do."""
     if kind is not None:
-        one_of("kind", kind, CONFIG_KINDS)
+        get_task(kind)
     values = cfg.read_yaml(path)
     errors = {}
-    for name in ([kind] if kind else CONFIG_KINDS):
+    names = [kind] if kind else sorted(TASKS)
+    for name in names:
         try:
-            cfg.from_dict(CONFIG_KINDS[name], values)
+            cfg.from_dict(TASKS[name].config_class, values)
         except IbvaeError as e:
             errors[name] = str(e)
-    fits = [name for name in ([kind] if kind else CONFIG_KINDS) if name not in errors]
+    fits = [name for name in names if name not in errors]
     if len(fits) == 1:
         return fits[0]
     if not fits:
@@ -136,7 +130,8 @@ def point_state(run_dir: Path, config: Config) -> str:
     return "resume"
 
 
-def _evaluate_vae_point(run_dir: Path, config: VAEConfig, iw: int) -> str:
+def _evaluate_vae_point(run_dir: Path, config: VAEConfig, options: SweepOptions) -> str:
+    iw = options.iw
     metrics = runs.read_metrics(run_dir)
     if not iw or not metrics.get("test_elbo_is_bound") or metrics.get("test_iw_k") == iw:
         return ""
@@ -144,7 +139,9 @@ def _evaluate_vae_point(run_dir: Path, config: VAEConfig, iw: int) -> str:
     return f"IW-NLL with k={iw}"
 
 
-def _evaluate_classifier_point(run_dir: Path, config: ClassifierConfig) -> str:
+def _evaluate_classifier_point(
+    run_dir: Path, config: ClassifierConfig, options: SweepOptions
+) -> str:
     metrics = runs.read_metrics(run_dir)
     # done: the KL per pool, and the AUC wherever there is a lift (older runs lack the AUC)
     done = "kl_nats" in metrics and ("kl_lift" not in metrics or "kl_auc" in metrics)
@@ -161,40 +158,25 @@ def _evaluate_classifier_point(run_dir: Path, config: ClassifierConfig) -> str:
     return "KL maps"
 
 
+# What a sweep evaluates on each finished point beyond its training report, by task.
+POINT_EVALUATIONS: dict[str, Callable[[Path, Any, SweepOptions], str]] = {
+    VAE_TASK.name: _evaluate_vae_point,
+    CLASSIFIER_TASK.name: _evaluate_classifier_point,
+}
+
+
 def _number(value: Any) -> Any:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
 def point_row(kind: str, label: str, beta: float, seed: int, run_dir: Path) -> dict[str, Any]:
     """One row of ``sweep.csv`` from a point's ``config.yaml`` and ``metrics.json``."""
+    task = get_task(kind)
     m = runs.read_metrics(run_dir)
-    config = runs.read_run_config(run_dir, CONFIG_KINDS[kind])
-    row: dict[str, Any] = {"label": label, "beta": beta, "seed": seed}
-    if kind == "vae":
-        model = config.model
-        row.update(latent=model.latent, prior_shape=model.prior_shape)
-    else:
-        row.update(arch=config.model.arch, dropout=config.model.dropout)
+    config = runs.read_run_config(run_dir, task.config_class)
+    row: dict[str, Any] = {"label": label, "beta": beta, "seed": seed, **task.describe(config)}
     row.update(epochs=config.train.epochs, status=m.get("status", "unfinished"))
-    if kind == "vae":
-        row.update(
-            rate=m.get("test_kl"),
-            distortion=m.get("test_reconstruction"),
-            neg_elbo=m.get("test_neg_elbo"),
-            elbo_is_bound=m.get("test_elbo_is_bound"),
-            iw_nll=m.get("test_iw_nll"),
-            iw_k=m.get("test_iw_k"),
-            active_units=m.get("test_active_units"),
-            latent_dim=config.model.latent_dim,
-            total_correlation=m.get("test_total_correlation"),
-            total_correlation_excess=m.get("test_total_correlation_excess"),
-            tc_units=m.get("test_tc_units"),
-        )
-    else:
-        nats = m.get("kl_nats") or []
-        row.update(test_error=m.get("test_error"), rate=float(np.sum(nats)) if nats else None)
-        for key in PER_POOL_COLUMNS:
-            row.update({f"{key}_{i + 1}": v for i, v in enumerate(m.get(key) or [])})
+    row.update(task.row(config, m))
     row["run_dir"] = str(run_dir)
     return {k: _number(v) for k, v in row.items()}
 
@@ -241,6 +223,7 @@ def sweep_beta(
     kinds = {label: kind_of(c) for label, c in configs.items()}
     require(len(set(kinds.values())) == 1, f"a sweep's configs must be of one kind, got {kinds}")
     kind = next(iter(kinds.values()))
+    task = get_task(kind)
     say = log or (lambda message: None)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -256,18 +239,14 @@ def sweep_beta(
                "failed": "failed before, skipped (delete the run directory to retry)"}[state]
             + f" ({run_dir})")
         if state in ("new", "resume"):
-            train = train_vae if kind == "vae" else train_classifier
             run_dir.parent.mkdir(parents=True, exist_ok=True)
             try:
-                train(config, run_dir=run_dir, callbacks=callbacks, resume=state == "resume",
-                      verbose=verbose)
+                task.train(config, run_dir=run_dir, callbacks=callbacks,
+                           resume=state == "resume", verbose=verbose)
             except TrainingFailed as e:
                 say(f"  {e}")
         if runs.read_metrics(run_dir).get("status") == "completed":
-            if kind == "vae":
-                added = _evaluate_vae_point(run_dir, config, options.iw)
-            else:
-                added = _evaluate_classifier_point(run_dir, config)
+            added = POINT_EVALUATIONS[kind](run_dir, config, options)
             if added:
                 say(f"  evaluated: {added}")
         rows.append(point_row(kind, label, beta, seed, run_dir))

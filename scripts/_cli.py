@@ -103,10 +103,12 @@ def options(argv: list[str] | None, doc: str | None, cls: type[cfg.Config], run_
     return args, cfg.from_dict(cls, flags.flag_overrides(args, cls))
 
 
-def add_run_flags(p: argparse.ArgumentParser, prefix: str) -> None:
-    """``--out``, ``--resume``, ``--overwrite`` of a training script."""
+def add_run_flags(p: argparse.ArgumentParser, prefix: str, cls: type[cfg.Config]) -> None:
+    """``--out``, ``--resume`` (its help says what may change, from ``cls.resumable``),
+    ``--overwrite`` of a training script."""
     p.add_argument("--out", help=f"run directory (default runs/{prefix}-<timestamp>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--resume", action="store_true",
+                   help=f"continue the run in --out. {flags.resume_note(cls)}")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 

@@ -32,7 +32,8 @@ import _cli  # first: starts Keras without TensorFlow's start-up lines
 from ibvae import config as cfg
 from ibvae import flags
 from ibvae.errors import IbvaeError
-from ibvae.sweep import CONFIG_KINDS, SweepOptions, detect_kind, sweep_beta
+from ibvae.sweep import SweepOptions, detect_kind, sweep_beta
+from ibvae.training import TASKS
 
 SET_BY_THE_SWEEP = {"beta": "--betas", "seed": "--seeds"}
 
@@ -41,7 +42,7 @@ def config_kind(argv: list[str]) -> str | None:
     """The kind of the --config files (None for --help without a config)."""
     pre = _cli.Parser(add_help=False)
     pre.add_argument("--config", nargs="+")
-    pre.add_argument("--kind", choices=sorted(CONFIG_KINDS))
+    pre.add_argument("--kind", choices=sorted(TASKS))
     known, _ = pre.parse_known_args(argv)
     if not known.config:
         if {"-h", "--help"} & set(argv):
@@ -58,16 +59,16 @@ def main(argv: list[str] | None = None) -> None:
     kind = config_kind(argv)
     p = _cli.parser(__doc__)
     p.add_argument("--config", nargs="+", required=True, help="YAML config(s), one kind")
-    p.add_argument("--kind", choices=sorted(CONFIG_KINDS),
+    p.add_argument("--kind", choices=sorted(TASKS),
                    help="vae or classifier (default: from the config's keys)")
     p.add_argument("--out", required=True, help="the sweep directory (created; reused to resume)")
     flags.add_flags(p, SweepOptions, title="SweepOptions (what the sweep varies)")
     if kind is None:
         p.epilog = "Pass --config to list the training flags of its kind as well."
     else:
-        flags.add_flags(p, CONFIG_KINDS[kind], title=f"{kind} training flags (every point)")
+        flags.add_flags(p, TASKS[kind].config_class, title=f"{kind} training flags (every point)")
     args = p.parse_args(argv)
-    cls = CONFIG_KINDS[kind]
+    cls = TASKS[kind].config_class
     overrides = flags.flag_overrides(args, cls)
     for name, flag in SET_BY_THE_SWEEP.items():
         if name in overrides:

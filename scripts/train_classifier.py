@@ -6,8 +6,7 @@ report the test error.
         --data runs/data/cl64.npz --out runs/allcnn96-cpu
 
 Flags override the YAML config (--config, default: the dataclass defaults; with --resume, the
-run's own config.yaml, where only --epochs, --lr-drops, --lr-drop-factor and --recalibrate may
-change).
+run's own config.yaml: see --resume for what may change).
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from ibvae.classifier.train import train_classifier
 def main(argv: list[str] | None = None) -> None:
     p = _cli.parser(__doc__)
     p.add_argument("--config", help="YAML config (default: the dataclass defaults)")
-    _cli.add_run_flags(p, "classifier")
+    _cli.add_run_flags(p, "classifier", ClassifierConfig)
     _cli.add_process_flags(p)
     flags.add_flags(p, ClassifierConfig)
     args = p.parse_args(argv)

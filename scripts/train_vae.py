@@ -5,7 +5,7 @@
     python scripts/train_vae.py --config configs/vae_mnist_lognormal.yaml --data /path/to/mnist.npz
 
 Flags override the YAML config (--config, default configs/vae_mnist.yaml; with --resume, the
-run's own config.yaml, where only --epochs and --mixture-components may change). The backend
+run's own config.yaml: see --resume for what may change). The backend
 is Keras' choice: KERAS_BACKEND=jax trained 1.4-1.7x faster than TensorFlow on a 2-core CPU
 (docs/VAE.md).
 """
@@ -27,7 +27,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "vae_mnist
 def main(argv: list[str] | None = None) -> None:
     p = _cli.parser(__doc__)
     p.add_argument("--config", help=f"YAML config (default {DEFAULT_CONFIG.name})")
-    _cli.add_run_flags(p, "vae")
+    _cli.add_run_flags(p, "vae", VAEConfig)
     _cli.add_process_flags(p)
     flags.add_flags(p, VAEConfig)
     args = p.parse_args(argv)

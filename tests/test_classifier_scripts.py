@@ -85,7 +85,8 @@ def test_resume_continues_from_the_backup(tiny, tmp_path, capsys):
     assert [r.split(",")[0] for r in rows[1:]] == ["0", "1"]  # epoch 0 kept, epoch 1 added
     assert "dropout: none" in (run / "config.yaml").read_text()  # the run's own config
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["epochs_run"] == 1 and metrics["status"] == "completed"
+    # epochs_run counts the whole run (history.csv), not only the epochs of the last call
+    assert metrics["epochs_run"] == 2 and metrics["status"] == "completed"
     # Timings cover the whole run, across the resume (from history.csv), not the last call.
     assert len(metrics["epoch_seconds"]) == 2
     assert metrics["train_images_per_second"] == pytest.approx(

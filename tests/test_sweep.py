@@ -265,6 +265,6 @@ def test_help_lists_the_sweep_flags_and_the_training_flags_of_the_configs_kind(c
         with pytest.raises(SystemExit):
             sweep_script.main(["--config", str(CONFIGS / config), "--help"])
         text = capsys.readouterr().out
-        cls = sweep_script.CONFIG_KINDS[kind]
+        cls = sweep_script.TASKS[kind].config_class
         for leaf in cfg.leaves(cls):
             assert flag_name(leaf) in text, leaf.name

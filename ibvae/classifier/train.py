@@ -11,24 +11,23 @@ cross-entropy alone), ``logs/`` (TensorBoard), ``metrics.json`` (``test_error`` 
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from ibvae import config as cfg
-from ibvae import distribute, runs
-from ibvae.callbacks import TrainingCallbacks, epoch_seconds, training_callbacks
 from ibvae.classifier.batchnorm import recalibrate_batchnorm
 from ibvae.classifier.config import ClassifierConfig, ClassifierTrainConfig
 from ibvae.classifier.data import Split, classification_splits, data_origin, num_classes
 from ibvae.classifier.models import MODEL_FILE, AllCNN, build_classifier
 from ibvae.classifier.plots import plot_confusion
-from ibvae.errors import require
+from ibvae.training import Loaded, Log, Task, register_task
+
+# metrics with one value per information pool, each a column <key>_<pool> of a sweep's table
+# (nuisance_error[_noisy]: written by scripts/probe_nuisance.py)
+PER_POOL_METRICS = ("kl_nats", "kl_lift", "kl_auc", "nuisance_error", "nuisance_error_noisy")
 
 
 def lr_schedule(train: ClassifierTrainConfig, steps_per_epoch: int):
@@ -90,59 +89,16 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarr
     return cm
 
 
-def fit_classifier(
-    model: AllCNN,
-    train: ClassifierTrainConfig,
-    splits: dict[str, Split],
-    fit: TrainingCallbacks,
-    run_dir: Path | None = None,
-    verbose: int | str = "auto",
-) -> dict[str, Any]:
-    """Compile and fit ``model`` on the splits' ``train`` (validated on ``valid`` if there is
-    one) with the run's callbacks; stops with :class:`~ibvae.errors.TrainingFailed` on a
-    non-finite loss; returns the timing metrics (over every epoch of the run, resumes too)."""
-    tr, valid = splits["train"], splits.get("valid")
-    processes = distribute.process_count()
-    batch_size = train.batch_size // processes  # this process's share of every batch
-    compile_classifier(model, train, -(-len(tr) // batch_size))
-    if verbose == "auto" and not sys.stdout.isatty():
-        verbose = 2  # one line per epoch in logs and pipes, not a progress bar
-    history = model.fit(
-        tr.x,
-        tr.y,
-        batch_size=batch_size,
-        epochs=train.epochs,
-        validation_data=(valid.x, valid.y) if valid is not None else None,
-        callbacks=fit.all,
-        verbose=verbose,
-    )
-    if fit.guard.failure:
-        runs.fail_run(run_dir, fit.guard.failure, "try a smaller --learning-rate or --beta")
-    seconds = epoch_seconds(run_dir, fit.timer)
-    total = max(sum(seconds), 1e-9)
-    return {
-        "status": "completed",
-        "n_train": len(tr) * processes,
-        "epochs_run": len(history.epoch),
-        "epoch_seconds": seconds,
-        "train_seconds": round(total, 1),
-        "train_images_per_second": round(len(tr) * processes * len(seconds) / total, 1),
-        "backend": keras.backend.backend(),
-    }
-
-
 def finish_classifier(
     model: AllCNN,
     train: ClassifierTrainConfig,
     splits: dict[str, Split],
     run_dir: Path | None,
-    metrics: dict[str, Any],
 ) -> dict[str, Any]:
     """Test error before and after the batch-norm recalibration (``train.recalibrate``) and
-    the valid error; with a ``run_dir``, also ``model.keras``, ``figures/confusion.png`` and
-    everything merged into ``metrics.json``."""
+    the valid error; with a ``run_dir``, also ``model.keras`` and ``figures/confusion.png``."""
     tr, test, valid = splits["train"], splits["test"], splits.get("valid")
-    metrics = dict(metrics)
+    metrics: dict[str, Any] = {}
     metrics["test_error_no_recalibration"] = error_percent(predict_logits(model, test.x), test.y)
     if train.recalibrate:
         t1 = time.perf_counter()
@@ -152,12 +108,59 @@ def finish_classifier(
     metrics["test_error"] = error_percent(logits, test.y)
     if valid is not None:
         metrics["valid_error"] = error_percent(predict_logits(model, valid.x), valid.y)
-    if run_dir is None:
-        return runs.jsonable(metrics)
-    model.save(run_dir / MODEL_FILE)
-    cm = confusion_matrix(test.y, np.argmax(logits, axis=1), model.num_classes)
-    plot_confusion(cm, run_dir / "figures" / "confusion.png", metrics["test_error"])
-    return {**runs.update_metrics(run_dir, metrics), "run_dir": str(run_dir)}
+    if run_dir is not None:
+        model.save(run_dir / MODEL_FILE)
+        cm = confusion_matrix(test.y, np.argmax(logits, axis=1), model.num_classes)
+        plot_confusion(cm, run_dir / "figures" / "confusion.png", metrics["test_error"])
+    return metrics
+
+
+class ClassifierTask(Task):
+    """The All-CNN classifier as a :class:`~ibvae.training.Task`: cross-entropy plus the
+    pools' KL, validated on the data's ``valid`` split, batch norm recalibrated at the end."""
+
+    name = "classifier"
+    config_class = ClassifierConfig
+
+    def load(self, config: ClassifierConfig, data: Any, log: Log) -> Loaded:
+        t = config.train
+        splits = classification_splits(t, data)
+        source = data_origin(t.data if data is None else data)
+        log(f"data: {source} -- "
+            + " / ".join(f"{len(s)} {name}" for name, s in splits.items())
+            + f" images of shape {splits['train'].x.shape[1:]}")
+        tr, valid = splits["train"], splits.get("valid")
+        return Loaded(splits, source, tr.x, tr.y, *((valid.x, valid.y) if valid else ()))
+
+    def build(self, config: ClassifierConfig, loaded: Loaded) -> AllCNN:
+        splits = loaded.data
+        return build_classifier(config.model, splits["train"].x.shape[1:], len(splits["train"]),
+                                num_classes(splits))
+
+    def compile(self, model: AllCNN, config: ClassifierConfig, steps_per_epoch: int) -> None:
+        compile_classifier(model, config.train, steps_per_epoch)
+
+    def monitor(self, has_validation: bool) -> str:
+        return "val_accuracy" if has_validation else "accuracy"
+
+    def report(
+        self, model: AllCNN, config: ClassifierConfig, loaded: Loaded, run_dir: Path | None
+    ) -> dict[str, Any]:
+        return finish_classifier(model, config.train, loaded.data, run_dir)
+
+    def describe(self, config: ClassifierConfig) -> dict[str, Any]:
+        return {"arch": config.model.arch, "dropout": config.model.dropout}
+
+    def row(self, config: ClassifierConfig, metrics: dict[str, Any]) -> dict[str, Any]:
+        nats = metrics.get("kl_nats") or []
+        row = {"test_error": metrics.get("test_error"),
+               "rate": float(np.sum(nats)) if nats else None}
+        for key in PER_POOL_METRICS:
+            row.update({f"{key}_{i + 1}": v for i, v in enumerate(metrics.get(key) or [])})
+        return row
+
+
+CLASSIFIER_TASK = register_task(ClassifierTask())
 
 
 def train_classifier(
@@ -165,11 +168,7 @@ def train_classifier(
     data: Any = None,
     run_dir: str | Path | None = None,
     callbacks: list[keras.callbacks.Callback] | None = None,
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    verbose: int | str = "auto",
-    log: Callable[[str], None] | None = None,
+    **options: Any,
 ) -> tuple[AllCNN, dict[str, Any]]:
     """Fit an All-CNN, recalibrate its batch norm, test it; returns the trained model and its
     metrics (``test_error`` and ``test_error_no_recalibration`` in %, ``valid_error`` with a
@@ -183,56 +182,7 @@ def train_classifier(
             :class:`~ibvae.classifier.data.Split` or ``(x, y[, boxes])``, or a labelled
             :class:`~ibvae.data.Dataset` (see :func:`~ibvae.classifier.data.as_splits`).
             Images (N, H, W[, C]) in [0, 1] or uint8; ``config.train.train_size`` applies.
-        run_dir: ``None`` writes nothing; a path gets the full run directory (created;
-            refused if it holds another run, unless ``resume`` or ``overwrite``). The config,
-            the data and the model are checked before anything there is created or deleted.
-        callbacks: extra Keras callbacks for ``fit``.
-        resume: continue the run in ``run_dir`` from its Keras backup (only the config's
-            ``resumable`` fields, e.g. ``epochs``, may differ from its ``config.yaml``).
-        overwrite: replace whatever ``run_dir`` holds.
-        verbose: Keras' ``fit`` verbosity (``"auto"``: a progress bar on a terminal, one
-            line per epoch otherwise).
-        log: receives the few lines a user must see (data, run directory).
+        run_dir, callbacks, **options: as for :func:`~ibvae.vae.train.train_vae`
+            (``resume``, ``overwrite``, ``verbose``, ``log``).
     """
-    config = cfg.from_dict(ClassifierConfig, cfg.to_dict(config))  # re-check edited fields
-    say = log or (lambda message: None)
-    out = runs.plan_run(run_dir, "classifier", config, resume, overwrite)
-    t = config.train
-    splits = classification_splits(t, data)
-    source = data_origin(t.data if data is None else data)
-    shape = splits["train"].x.shape[1:]
-    say(
-        f"data: {source} -- "
-        + " / ".join(f"{len(s)} {name}" for name, s in splits.items())
-        + f" images of shape {shape}"
-    )
-    runs.set_seed(t.seed)
-    plan = distribute.Plan(t.distribution, t.batch_size)
-    with plan.scope():  # the model is built before anything in `out` is touched
-        model = build_classifier(config.model, shape, len(splits["train"]), num_classes(splits))
-    with runs.run_directory(out, config, resume, overwrite) as here:
-        if out is not None:
-            say(f"run directory: {out}  (backend: {keras.backend.backend()}, "
-                f"{plan.replicas} device(s), {distribute.process_count()} process(es))")
-        monitor = "val_accuracy" if "valid" in splits else "accuracy"
-        fit = training_callbacks(here, resume, monitor, callbacks)
-        with plan.scope():
-            metrics = fit_classifier(model, t, fit_splits(plan, splits, t.batch_size), fit,
-                                     here, verbose)
-        metrics.update(data_source=source, devices=plan.replicas,
-                       processes=distribute.process_count())
-        return model, finish_classifier(model, t, splits, here, metrics)
-
-
-def fit_splits(plan: distribute.Plan, splits: dict[str, Split], batch_size: int) -> dict:
-    """The train and valid splits as this process feeds them to ``fit`` under ``plan``
-    (whole batches, this process's block of each; see :meth:`ibvae.distribute.Plan.batches`)."""
-    out = {}
-    for name in ("train", "valid"):
-        if name in splits:
-            (x, _), (y, _) = (plan.batches(a, batch_size) for a in (splits[name].x, splits[name].y))
-            if x is not None:
-                out[name] = Split(x, y)
-    require("train" in out, f"{len(splits['train'])} training images are fewer than one batch "
-            f"of {batch_size}; data_parallel trains on whole batches")
-    return out
+    return CLASSIFIER_TASK.train(config, data, run_dir, callbacks, **options)

