@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ibvae.figures import pyplot, save_figure
-from ibvae.sweep_figures import row_value, seed_means, set_beta_axis
+from ibvae.sweep_figures import row_value, seed_means, set_log_axis
 
 
 def read_rows(root: Path, name: str) -> list[dict[str, str]]:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
                                label=what + ("" if len(keys) == 1 else f", pool {pools[i]}"))
         if keys[0] != "test_error" and chance is not None:
             ax.axhline(chance, color="grey", lw=1, label="chance")
-        set_beta_axis(ax, betas)
+        set_log_axis(ax, betas)
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

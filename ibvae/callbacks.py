@@ -1,17 +1,20 @@
 """The Keras callbacks every training run uses, in the order they must run: the epoch timer
 (it writes ``epoch_seconds`` into the epoch's logs, so the history CSV keeps them across
-resumes), the non-finite-loss guard, then the run directory's checkpoints and logs."""
+resumes), the non-finite-loss guard, then the run directory's history, backup, best-epoch
+checkpoint and logs."""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import math
 import time
 from pathlib import Path
 
 import keras
 
+from ibvae.files import write_text
 from ibvae.runs import has_tensorboard
 
 HISTORY_FILE = "history.csv"
@@ -60,6 +63,38 @@ class StopOnNonFinite(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class HistoryLogger(keras.callbacks.CSVLogger):
+    """The run's ``history.csv``, one row per epoch exactly once across resumes, whatever
+    moment a crash hit: it runs before the backup in every epoch (a row may be written for an
+    epoch whose backup then never was), and at the start of a resumed fit drops the rows from
+    the epoch the backup restarts at (that epoch is trained, and written, again)."""
+
+    def __init__(self, path: str | Path, backup_dir: str | Path, append: bool) -> None:
+        super().__init__(str(path), append=append)
+        self.backup_dir = Path(backup_dir)
+
+    def on_train_begin(self, logs=None) -> None:
+        if self.append:
+            keep_rows_before(Path(self.filename), restart_epoch(self.backup_dir))
+        super().on_train_begin(logs)
+
+
+def restart_epoch(backup_dir: Path) -> int:
+    """The epoch a resumed fit starts at: the one after the backup's (0 without a backup)."""
+    meta = Path(backup_dir) / "training_metadata.json"
+    return int(json.loads(meta.read_text())["epoch"]) if meta.is_file() else 0
+
+
+def keep_rows_before(path: Path, epoch: int) -> None:
+    """Drop the rows of ``path`` (a history CSV) whose epoch is ``epoch`` or later."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [r for r in lines[1:] if r.strip() and int(r.split(",")[0]) < epoch]
+    if kept != lines:
+        write_text(path, "".join(kept))
+
+
 class FiniteBackupAndRestore(keras.callbacks.BackupAndRestore):
     """``BackupAndRestore`` that never saves an epoch whose loss is not finite, so the backup
     always holds the last finite state (what ``--resume`` restarts from)."""
@@ -98,8 +133,8 @@ def training_callbacks(
     callbacks: list = [timer, guard]
     if run_dir is not None:
         callbacks += [
+            HistoryLogger(run_dir / HISTORY_FILE, run_dir / "backup", append=resume),
             FiniteBackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
-            keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resume),
             FiniteModelCheckpoint(
                 str(run_dir / "best_model.keras"), monitor=monitor, save_best_only=True
             ),

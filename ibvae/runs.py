@@ -101,9 +101,10 @@ def plan_run(
 
 
 @contextlib.contextmanager
-def lock(run_dir: Path) -> Iterator[None]:
-    """Hold ``run_dir/.lock`` (an exclusive ``flock``) for the body; a run directory in use by
-    another process is refused with one line naming its pid."""
+def lock(run_dir: Path, what: str = "training process") -> Iterator[None]:
+    """Hold ``run_dir/.lock`` (an exclusive ``flock``) for the body; a directory in use by
+    another process (``what``: what holds such a lock) is refused with one line naming its
+    pid."""
     if fcntl is None:
         yield
         return
@@ -115,7 +116,7 @@ def lock(run_dir: Path) -> Iterator[None]:
             f.seek(0)
             holder = f.read().strip() or "unknown"
             raise IbvaeError(
-                f"{run_dir} is in use by another training process (pid {holder}); wait for it "
+                f"{run_dir} is in use by another {what} (pid {holder}); wait for it "
                 "to finish or choose another --out"
             ) from None
         f.seek(0)

@@ -50,7 +50,7 @@ def seed_means(rows: list[dict[str, Any]], key: str) -> dict[str, tuple[np.ndarr
 def _legend(rows: list[dict[str, Any]], label: str) -> str:
     row = next(r for r in rows if r["label"] == label)
     what = row.get("latent") or row.get("dropout") or ""
-    note = " (KL up to a constant)" if row.get("elbo_is_bound") is False else ""
+    note = " (KL up to a constant)" if str(row.get("elbo_is_bound")) == "False" else ""
     return f"{label}: {what}{note}" if what and what != label else f"{label}{note}"
 
 
@@ -85,19 +85,19 @@ def rate_distortion_figure(rows: list[dict[str, Any]], kind: str, path: Path) ->
     return save_figure(fig, path)
 
 
-def set_beta_axis(ax: Any, betas: list[float]) -> None:
-    """A log beta axis that keeps beta = 0: symlog, linear below the smallest positive beta
-    (a plain log axis drops the point, and beta = 0 is the no-KL baseline of a sweep)."""
-    positive = [b for b in betas if b > 0]
-    if positive and len(positive) < len(betas):
+def set_log_axis(ax: Any, values: list[float], label: str = "beta") -> None:
+    """A log x axis that keeps 0: symlog, linear below the smallest positive value (a plain
+    log axis drops the point, and beta = 0 is the no-KL baseline of a sweep)."""
+    positive = [b for b in values if b > 0]
+    if positive and len(positive) < len(values):
         ax.set_xscale("symlog", linthresh=min(positive))
         ax.set_xlim(-0.3 * min(positive), max(positive) * 1.5)
     elif positive:
         ax.set_xscale("log")
         ax.set_xlim(min(positive) / 1.5, max(positive) * 1.5)
-    ax.set_xticks(betas, labels=[f"{b:g}" for b in betas])
+    ax.set_xticks(values, labels=[f"{b:g}" for b in values])
     ax.minorticks_off()
-    ax.set_xlabel("beta")
+    ax.set_xlabel(label)
 
 
 def metric_panels(keys: list[str], kind: str) -> dict[str, list[str]]:
@@ -134,7 +134,7 @@ def metrics_figure(rows: list[dict[str, Any]], kind: str, path: Path) -> Path:
         positive = [v for v in values if np.isfinite(v) and v > 0]
         if positive and max(positive) / min(positive) > 100:
             ax.set_yscale("log")
-        set_beta_axis(ax, all_betas)
+        set_log_axis(ax, all_betas)
         ax.set_title(title if len(keys) == 1 else f"{title} (per pool)")
         ax.grid(alpha=0.3)
         if len(keys) > 1:

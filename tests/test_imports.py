@@ -9,7 +9,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ibvae"
 MAX_LINES = 360
 
 # Rank of each module: a module may import modules of its own rank or lower, never higher.
-CORE = {"errors", "files", "idx", "resample", "kl", "config", "config_sections", "flags", "data", "runs", "callbacks",
+CORE = {"errors", "files", "idx", "resample", "kl", "config", "config_sections", "flags",
+        "evaluations", "data", "runs", "callbacks",
         "distribute", "figures", "layers", "training"}
 MODELS = {"vae.config", "vae.nets", "vae.prior_space", "vae.model",
           "classifier.config", "classifier.cluttered", "classifier.occluded", "classifier.data",

@@ -19,7 +19,7 @@ from ibvae.errors import IbvaeError, script_entry
 from ibvae.figures import pyplot
 from ibvae.flags import flag_name
 from ibvae.sweep import SweepOptions, detect_kind, point_name, point_row, sweep_beta
-from ibvae.sweep_figures import metric_columns, metric_panels, set_beta_axis
+from ibvae.sweep_figures import metric_columns, metric_panels, set_log_axis
 from ibvae.vae.config import VAEConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,8 +184,8 @@ def test_per_pool_metrics_share_a_panel_and_beta_zero_stays_on_the_axis():
         "iw_nll": ["iw_nll"], "total_correlation": ["total_correlation"]}
     plt = pyplot()
     fig, (with_zero, positive) = plt.subplots(1, 2)
-    set_beta_axis(with_zero, [0.0, 0.01, 0.5, 2.0])
-    set_beta_axis(positive, [0.1, 1.0])
+    set_log_axis(with_zero, [0.0, 0.01, 0.5, 2.0])
+    set_log_axis(positive, [0.1, 1.0])
     assert with_zero.get_xscale() == "symlog" and positive.get_xscale() == "log"
     assert with_zero.get_xlim()[0] < 0 < 0.01 and with_zero.get_xlim()[1] > 2.0
     (line,) = with_zero.plot([0.0, 0.5], [1.0, 2.0])
