@@ -55,7 +55,8 @@ CONFIG_KINDS: dict[str, type[Config]] = {"vae": VAEConfig, "classifier": Classif
 SWEEP_CSV = "sweep.csv"
 # classifier metrics with one value per pool, each a column <key>_<pool> of sweep.csv
 # (nuisance_error[_noisy]: written by scripts/probe_nuisance.py; rerun the sweep to collect)
-PER_POOL_COLUMNS = ("kl_nats", "kl_lift", "kl_auc", "nuisance_error", "nuisance_error_noisy")
+PER_POOL_COLUMNS = ("kl_nats", "kl_lift", "kl_auc", "ink_lift", "ink_auc", "kl_auc_clutter",
+                    "ink_auc_clutter", "nuisance_error", "nuisance_error_noisy")
 
 
 @dataclasses.dataclass
