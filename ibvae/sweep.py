@@ -54,9 +54,13 @@ from ibvae.vae.train import train_vae
 CONFIG_KINDS: dict[str, type[Config]] = {"vae": VAEConfig, "classifier": ClassifierConfig}
 SWEEP_CSV = "sweep.csv"
 # classifier metrics with one value per pool, each a column <key>_<pool> of sweep.csv
-# (nuisance_error[_noisy]: written by scripts/probe_nuisance.py; rerun the sweep to collect)
+# (nuisance_* / task_* [_noisy], mean_alpha, probe_kl_nats: written by
+# scripts/probe_nuisance.py; rerun the sweep to collect)
 PER_POOL_COLUMNS = ("kl_nats", "kl_lift", "kl_auc", "ink_lift", "ink_auc", "kl_auc_clutter",
-                    "ink_auc_clutter", "nuisance_error", "nuisance_error_noisy")
+                    "ink_auc_clutter", "nuisance_error", "nuisance_error_noisy",
+                    "nuisance_info_nats", "nuisance_info_nats_noisy", "task_error",
+                    "task_error_noisy", "task_info_nats", "task_info_nats_noisy", "mean_alpha",
+                    "probe_kl_nats")
 
 
 @dataclasses.dataclass
