@@ -23,6 +23,7 @@ from ibvae.classifier.localisation import (
     clutter_auc_per_image,
     clutter_cells,
     conv_grid,
+    field_sums,
     ink_maps,
     lift_ceiling_per_image,
     lift_per_image,
@@ -373,6 +374,11 @@ def test_kl_statistics_report_the_ink_baseline_and_the_clutter_only_auc(tmp_path
                 "clutter_cell_fraction"):
         assert len(stats[key]) == 4, key
     assert 0 < stats["clutter_cell_fraction"][0] < stats["clutter_cell_fraction"][3] <= 1
+    # chunks of images give the same maps and cells as one pass
+    for one, chunked in zip(clutter_cells(x, dboxes, geometry),
+                            clutter_cells(x, dboxes, geometry, chunk=3), strict=True):
+        np.testing.assert_array_equal(one, chunked)
+    np.testing.assert_allclose(field_sums(x, geometry, chunk=3)[2], inks[2])
     without = kl_statistics(model, x, boxes, batch_size=4)
     assert without["kl_auc_clutter"] is None and without["ink_auc"] == stats["ink_auc"]
     # write_kl_maps takes the distractor boxes from the split, into metrics.json

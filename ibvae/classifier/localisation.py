@@ -328,24 +328,30 @@ def ink_maps(images: np.ndarray, geometry: Geometry) -> list[np.ndarray]:
 
 
 def clutter_cells(
-    images: np.ndarray, distractor_boxes: np.ndarray, geometry: Geometry
+    images: np.ndarray, distractor_boxes: np.ndarray, geometry: Geometry, chunk: int = 1024
 ) -> list[np.ndarray]:
     """Per pool, boolean ``(N, h, w)``: cells whose receptive field holds distractor ink (a
     pixel with ink inside one of the image's ``distractor_boxes`` ``(N, k, 4)``)."""
     x = np.asarray(images)
-    if x.ndim == 4:
-        x = x.max(axis=-1)
     d = np.asarray(distractor_boxes)
-    if d.ndim != 3 or d.shape[-1] != 4 or len(d) != len(x):
-        raise IbvaeError(f"need (N, k, 4) distractor boxes for {len(x)} images, got {d.shape}")
-    _, H, W = x.shape
+    if x.ndim not in (3, 4) or d.ndim != 3 or d.shape[-1] != 4 or len(d) != len(x):
+        raise IbvaeError(f"need (N, k, 4) distractor boxes for {len(x)} (N, H, W[, C]) images, "
+                         f"got {d.shape} for {x.shape}")
+    H, W = x.shape[1:3]
     rr, cc = np.arange(H), np.arange(W)
-    in_rows = (rr >= d[..., :1]) & (rr < d[..., :1] + d[..., 2:3])  # (N, k, H)
-    in_cols = (cc >= d[..., 1:2]) & (cc < d[..., 1:2] + d[..., 3:4])  # (N, k, W)
-    # (N, H, W): some distractor's box holds the pixel, and the pixel has ink
-    inside = np.einsum("nkh,nkw->nhw", in_rows.astype(np.float32), in_cols.astype(np.float32))
-    ink = (inside > 0) & (x > 0)
-    return [s > 1e-9 for s in field_sums(ink.astype(np.float32), geometry)]
+    parts = []
+    for a in range(0, len(x), chunk):
+        block, boxes = x[a : a + chunk], d[a : a + chunk]
+        lit = (block.max(axis=-1) if block.ndim == 4 else block) > 0
+        in_rows = (rr >= boxes[..., :1]) & (rr < boxes[..., :1] + boxes[..., 2:3])  # (n, k, H)
+        in_cols = (cc >= boxes[..., 1:2]) & (cc < boxes[..., 1:2] + boxes[..., 3:4])  # (n, k, W)
+        # (n, H, W): some distractor's box holds the pixel, and the pixel has ink
+        inside = np.einsum("nkh,nkw->nhw", in_rows.astype(np.float32),
+                           in_cols.astype(np.float32)) > 0
+        parts.append([s > 1e-9 for s in field_sums((inside & lit).astype(np.float32), geometry)])
+    if not parts:
+        return [np.zeros((0, r.size, c.size), bool) for r, c in pool_grids(geometry, (H, W))]
+    return [np.concatenate(p) for p in zip(*parts, strict=True)]
 
 
 def clutter_auc_per_image(
