@@ -5,6 +5,7 @@ the shuffled baseline), the one active-unit rule, and the aggregate posterior's 
 import numpy as np
 import pytest
 
+from ibvae.errors import IbvaeError
 from ibvae.vae import metrics
 from ibvae.vae.sampling import censored_log_codes
 
@@ -123,6 +124,11 @@ def test_two_binary_units_give_their_exact_mutual_information():
     assert report["total_correlation"] == pytest.approx(exact, abs=0.01)
     assert report["total_correlation_continuous"] == 0.0  # two values: all point masses
     assert report["tc_point_mass_units"] == 2 and report["tc_discrete_estimator"] == "counts"
+    # two units: the Chow-Liu tree is the pair itself, the same number
+    tree, how = metrics.discrete_total_correlation(codes > 0, method="tree")
+    assert how == "tree" and tree == pytest.approx(report["total_correlation"], abs=1e-9)
+    with pytest.raises(IbvaeError, match="method must be one of"):
+        metrics.discrete_total_correlation(codes > 0, method="plugin")
     # the plain copula (one normal score per tied value) overstates it: ~0.83 nats
     plain = metrics.gaussian_total_correlation(metrics.normal_scores(codes))
     assert plain == pytest.approx(-0.5 * np.log(1 - 0.9**2), abs=0.02)

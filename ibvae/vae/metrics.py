@@ -65,6 +65,7 @@ import numpy as np
 from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.special import ndtri
 
+from ibvae.errors import one_of
 from ibvae.vae.model import VAE
 
 ACTIVITY_THRESHOLD = 0.01
@@ -146,7 +147,7 @@ def _entropy(counts: np.ndarray) -> float:
 
 
 def discrete_total_correlation(
-    patterns: np.ndarray, max_patterns: float = MAX_PATTERN_SHARE
+    patterns: np.ndarray, max_patterns: float = MAX_PATTERN_SHARE, method: str | None = None
 ) -> tuple[float, str]:
     """TC (nats) of binary codes ``(N, d)`` and how it was estimated: ``"counts"``, the
     plug-in ``sum_j H(b_j) - H(b)`` from the counts of the patterns, while the distinct
@@ -154,8 +155,9 @@ def discrete_total_correlation(
     1) / (2 N) nats); beyond that the joint is undersampled (2^d patterns for ``N`` draws) and
     the plug-in mostly measures its own bias, so ``"tree"``: the sum of the pairwise mutual
     informations (from 2x2 counts) over the Chow-Liu maximum spanning tree, a lower bound on
-    the TC (the best tree's TC), as the copula is for continuous codes. 0 for fewer than two
-    columns."""
+    the TC (the best tree's TC), as the copula is for continuous codes. ``method``
+    (``"counts"`` / ``"tree"``) forces one (the shuffled baseline uses the estimate's). 0 for
+    fewer than two columns."""
     b = np.asarray(patterns, bool)
     n, d = b.shape
     if d < 2:
@@ -163,7 +165,10 @@ def discrete_total_correlation(
     joint_counts = np.unique(b, axis=0, return_counts=True)[1]
     marginal = sum(_entropy(np.bincount(col, minlength=2)[np.bincount(col, minlength=2) > 0])
                    for col in b.T.astype(np.int64))
-    if len(joint_counts) <= max_patterns * n:
+    if method is None:
+        method = "counts" if len(joint_counts) <= max_patterns * n else "tree"
+    one_of("method", method, ("counts", "tree"))
+    if method == "counts":
         return float(max(marginal - _entropy(joint_counts), 0.0)), "counts"
     f = b.astype(np.float64)
     n11 = f.T @ f
@@ -235,13 +240,18 @@ def _continuous_total_correlation(codes: np.ndarray, atoms: np.ndarray, has: np.
     return total / n
 
 
-def mixed_total_correlation(codes: np.ndarray, point_mass: float = POINT_MASS) -> dict[str, Any]:
+def mixed_total_correlation(
+    codes: np.ndarray, point_mass: float = POINT_MASS, discrete_method: str | None = None
+) -> dict[str, Any]:
     """TC of codes ``(N, d)`` whose units may have a point mass (module docstring):
-    ``total_correlation`` = ``total_correlation_discrete`` (the zero patterns', from counts) +
-    ``total_correlation_continuous`` (the copula of the on-values); ``tc_point_mass_units``."""
+    ``total_correlation`` = ``total_correlation_discrete`` (the zero patterns', by
+    :func:`discrete_total_correlation` with ``discrete_method``) +
+    ``total_correlation_continuous`` (the copula of the on-values); ``tc_point_mass_units``,
+    ``tc_discrete_estimator``."""
     codes = np.asarray(codes, dtype=np.float64)
     atoms, has = point_masses(codes, point_mass)
-    discrete, how = discrete_total_correlation(codes[:, has] == atoms[has])
+    discrete, how = discrete_total_correlation(codes[:, has] == atoms[has],
+                                               method=discrete_method)
     continuous = _continuous_total_correlation(codes, atoms, has)
     return {
         "total_correlation": discrete + continuous,
@@ -276,8 +286,9 @@ def copula_total_correlation(
     codes = codes[:, keep]
     report = mixed_total_correlation(codes, point_mass)
     rng = np.random.default_rng(seed)
-    null = [mixed_total_correlation(rng.permuted(codes, axis=0), point_mass)["total_correlation"]
-            for _ in range(shuffles)]
+    how = report["tc_discrete_estimator"]  # the baseline estimates the same way
+    null = [mixed_total_correlation(rng.permuted(codes, axis=0), point_mass, how)
+            ["total_correlation"] for _ in range(shuffles)]
     shuffled = float(np.mean(null)) if null else float("nan")
     tc = report["total_correlation"]
     return {
