@@ -134,7 +134,9 @@ def training_callbacks(
     if run_dir is not None:
         callbacks += [
             HistoryLogger(run_dir / HISTORY_FILE, run_dir / "backup", append=resume),
-            FiniteBackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
+            # double_checkpoint: a backup cut off mid-write (kill -9) falls back to the one before
+            FiniteBackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False,
+                                   double_checkpoint=True),
             FiniteModelCheckpoint(
                 str(run_dir / "best_model.keras"), monitor=monitor, save_best_only=True
             ),

@@ -1,35 +1,22 @@
-"""A beta sweep: one or more training configs over a list of beta values (and seeds), one run
-directory per point, then one table and its figures.
+"""A beta sweep: the experiment runner (:mod:`ibvae.experiments`) over a one-axis grid,
+``model.beta`` x ``train.seed``, for one or more training configs of one kind.
 
-A sweep directory holds ``<label>/beta<beta>_seed<seed>/`` (an ordinary run directory of
-:func:`~ibvae.vae.train.train_vae` or :func:`~ibvae.classifier.train.train_classifier`; the
-label is the config's name, e.g. its YAML file's stem), ``sweep.csv`` (one row per point,
-rewritten after every point) and ``figures/`` (``rate_distortion.png``,
-``metrics_vs_beta.png``, see :mod:`ibvae.sweep_figures`).
+A sweep directory is an experiment directory: ``<label>/beta=<beta>,seed=<seed>/`` (an
+ordinary run directory; the label is the config's name, e.g. its YAML file's stem),
+``results.csv`` (one row per point), ``tables/sweep.md`` (mean ± sd over the seeds) and
+``figures/`` (``rate_distortion.png``, ``metrics_vs_beta.png``, see
+:mod:`ibvae.sweep_figures`). It resumes like any experiment: finished points and evaluations
+are skipped, interrupted ones resume, more epochs extend, a failed point is reported and
+skipped (delete its directory to retry).
 
-It is resumable: a point whose run completed with the requested config is skipped; a point
-interrupted mid-training, or whose config asks for more epochs than it ran (the config's
-``resumable`` fields), is resumed from its Keras backup; a point whose training stopped on a
-non-finite loss is reported as failed and skipped (delete its directory to retry). The
-evaluations added here (the VAE's IW-NLL, the classifier's KL maps) are skipped when
-``metrics.json`` already holds them.
-
-Rows. VAE: ``rate`` = the test KL, ``distortion`` = the test reconstruction NLL, ``neg_elbo``,
-``iw_nll`` (where the prior is proper), ``active_units``, ``total_correlation`` and
-``total_correlation_excess`` (:mod:`ibvae.vae.metrics`), all in nats per example at beta 1
-(for the log-uniform latent the rate is known only up to a constant, ``elbo_is_bound`` is
-false). Classifier: ``test_error`` (%), ``kl_nats_<i>``, ``kl_lift_<i>`` and ``kl_auc_<i>``
-for each information pool (:mod:`ibvae.classifier.kl_maps`), ``rate`` = their KL summed over
-pools, and ``nuisance_error_<i>`` (``nuisance_error_noisy_<i>``: the probe of the noisy
-representation) in % for each pool once :mod:`ibvae.classifier.probe` has probed the point (a
-rerun of the sweep, every point skipped, collects it).
+Each point is evaluated beyond its training report with the VAE's IW-NLL (k =
+``options.iw``; not for the log-uniform latent) or the classifier's KL maps
+(:mod:`ibvae.evaluations`).
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -37,22 +24,18 @@ from typing import Any
 import keras
 
 from ibvae import config as cfg
-from ibvae import runs
-from ibvae.classifier.config import ClassifierConfig
-from ibvae.classifier.data import load_classification_npz
-from ibvae.classifier.kl_maps import kl_maps, write_kl_maps
-from ibvae.classifier.models import load_classifier
-from ibvae.classifier.train import CLASSIFIER_TASK
 from ibvae.config import Config, option
-from ibvae.errors import IbvaeError, TrainingFailed, require
-from ibvae.files import atomic_path
+from ibvae.errors import IbvaeError, require
+from ibvae.experiments import run_experiment
+from ibvae.experiments.results import read_results
+from ibvae.experiments.spec import Arm, Spec, Table
 from ibvae.sweep_figures import sweep_figures
 from ibvae.training import TASKS, get_task, task_of
-from ibvae.vae.config import VAEConfig
-from ibvae.vae.evaluate import EvaluateOptions, evaluate_run
-from ibvae.vae.train import VAE_TASK
 
-SWEEP_CSV = "sweep.csv"
+TABLE_COLUMNS = {
+    "vae": ["rate", "distortion", "neg_elbo", "iw_nll", "active_units", "total_correlation"],
+    "classifier": ["test_error", "rate", "kl_lift_2", "kl_auc_2"],
+}
 
 
 @dataclasses.dataclass
@@ -72,14 +55,9 @@ class SweepOptions(Config):
             require(len(set(values)) == len(values), f"{name} lists a value twice: {values}")
 
 
-def kind_of(config: Config) -> str:
-    """The name of the registered task that trains ``config`` (``"vae"``, ``"classifier"``)."""
-    return task_of(config).name
-
-
 def detect_kind(path: str | Path, kind: str | None = None) -> str:
-    """The kind of a YAML config: ``kind`` if given (the file must fit it), else the one kind
-    whose config accepts the file's sections and keys; one error if none or both do."""
+    """The kind of a YAML config: ``kind`` if given (the file must fit it), else the one
+    registered task whose config accepts the file's sections and keys."""
     if kind is not None:
         get_task(kind)
     values = cfg.read_yaml(path)
@@ -96,101 +74,24 @@ def detect_kind(path: str | Path, kind: str | None = None) -> str:
     if not fits:
         why = "; ".join(f"as a {name} config: {e}" for name, e in errors.items())
         raise IbvaeError(f"{path} is not a {kind or 'VAE or classifier'} config ({why})")
-    raise IbvaeError(
-        f"{path} fits both a VAE and a classifier config (no key of either model); pass "
-        "--kind vae or --kind classifier"
-    )
+    raise IbvaeError(f"{path} fits the configs of {fits} (no key of either model); pass "
+                     f"--kind {' or --kind '.join(fits)}")
 
 
-def point_name(beta: float, seed: int) -> str:
-    """The run directory name of one point, e.g. ``beta0.1_seed0``."""
-    return f"beta{beta:g}_seed{seed}"
-
-
-def point_config(config: Config, beta: float, seed: int) -> Config:
-    """``config`` with ``model.beta`` and ``train.seed`` set (checked again)."""
-    values = cfg.apply_overrides(type(config), cfg.to_dict(config), {"beta": beta, "seed": seed})
-    return cfg.from_dict(type(config), values)
-
-
-def point_state(run_dir: Path, config: Config) -> str:
-    """``new``, ``done`` (completed with ``config``), ``failed`` or ``resume``."""
-    if not (run_dir / runs.CONFIG_FILE).is_file():
-        require(
-            not run_dir.exists() or not any(run_dir.iterdir()),
-            f"{run_dir} exists but is not a run directory; move it out of the sweep",
-        )
-        return "new"
-    metrics = runs.read_metrics(run_dir)
-    if metrics.get("status") == "failed":
-        return "failed"
-    done = metrics.get("status") == "completed" and (run_dir / "model.keras").is_file()
-    if done and runs.read_run_config(run_dir, type(config)) == config:
-        return "done"
-    return "resume"
-
-
-def _evaluate_vae_point(run_dir: Path, config: VAEConfig, options: SweepOptions) -> str:
-    iw = options.iw
-    metrics = runs.read_metrics(run_dir)
-    if not iw or not metrics.get("test_elbo_is_bound") or metrics.get("test_iw_k") == iw:
-        return ""
-    evaluate_run(run_dir, EvaluateOptions(iw=iw, seed=config.train.seed), progress=False)
-    return f"IW-NLL with k={iw}"
-
-
-def _evaluate_classifier_point(
-    run_dir: Path, config: ClassifierConfig, options: SweepOptions
-) -> str:
-    metrics = runs.read_metrics(run_dir)
-    # done: the KL per pool, and the AUC wherever there is a lift (older runs lack the AUC)
-    done = "kl_nats" in metrics and ("kl_lift" not in metrics or "kl_auc" in metrics)
-    if config.model.dropout != "information" or done:
-        return ""
-    require(config.train.data is not None, f"{run_dir}: the config has no data path")
-    test = load_classification_npz(config.train.data, splits=("test",))["test"]
-    model = load_classifier(run_dir)
-    if test.boxes is not None:
-        write_kl_maps(model, test, run_dir)
-    else:  # no digit boxes (e.g. CIFAR-10): the KL per pool, no lift
-        nats = [float(m.sum(axis=(1, 2)).mean()) for m in kl_maps(model, test.x)]
-        runs.update_metrics(run_dir, {"kl_nats": nats})
-    return "KL maps"
-
-
-# What a sweep evaluates on each finished point beyond its training report, by task.
-POINT_EVALUATIONS: dict[str, Callable[[Path, Any, SweepOptions], str]] = {
-    VAE_TASK.name: _evaluate_vae_point,
-    CLASSIFIER_TASK.name: _evaluate_classifier_point,
-}
-
-
-def _number(value: Any) -> Any:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
-
-
-def point_row(kind: str, label: str, beta: float, seed: int, run_dir: Path) -> dict[str, Any]:
-    """One row of ``sweep.csv`` from a point's ``config.yaml`` and ``metrics.json``."""
-    task = get_task(kind)
-    m = runs.read_metrics(run_dir)
-    config = runs.read_run_config(run_dir, task.config_class)
-    row: dict[str, Any] = {"label": label, "beta": beta, "seed": seed, **task.describe(config)}
-    row.update(epochs=config.train.epochs, status=m.get("status", "unfinished"))
-    row.update(task.row(config, m))
-    row["run_dir"] = str(run_dir)
-    return {k: _number(v) for k, v in row.items()}
-
-
-def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
-    """``rows`` as CSV (columns in order of first appearance), written atomically."""
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, restval="")
-        writer.writeheader()
-        writer.writerows([{k: "" if v is None else v for k, v in row.items()} for row in rows])
-    return path
+def sweep_spec(configs: Mapping[str, Config], options: SweepOptions) -> Spec:
+    """The experiment of a sweep: ``configs`` x ``options.betas`` x ``options.seeds``."""
+    kinds = {label: task_of(c).name for label, c in configs.items()}
+    require(len(configs) >= 1, "a sweep needs at least one config")
+    require(len(set(kinds.values())) == 1, f"a sweep's configs must be of one kind, got {kinds}")
+    kind = next(iter(kinds.values()))
+    arms = [Arm(label, get_task(kind), cfg.to_dict(c), {}) for label, c in configs.items()]
+    evaluate = ([{"name": "iw_nll", "k": options.iw}] if kind == "vae" and options.iw
+                else [{"name": "kl_maps"}] if kind == "classifier" else [])
+    table = Table("sweep", ["config", "model.beta"], TABLE_COLUMNS.get(kind, ["rate"]),
+                  "train.seed")
+    return Spec("sweep", f"beta sweep of {', '.join(configs)}", arms,
+                {"model.beta": list(options.betas), "train.seed": list(options.seeds)},
+                evaluate, [table], [])
 
 
 def sweep_beta(
@@ -202,54 +103,27 @@ def sweep_beta(
     verbose: int | str = "auto",
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Train every (config, beta, seed) point into ``out`` (resumably, see the module
-    docstring), evaluate it, and write ``sweep.csv`` and the figures.
+    """Train every (config, beta, seed) point into ``out`` in this process (resumably, see
+    the module docstring), evaluate it, and write ``results.csv``, the table and the figures.
 
     Args:
-        configs: one :class:`~ibvae.vae.config.VAEConfig` or
-            :class:`~ibvae.classifier.config.ClassifierConfig`, or a mapping ``{label:
-            config}`` of configs of the same kind (e.g. one per latent); the points take
-            ``beta`` and ``seed`` from ``options``, everything else from the config.
-        out: the sweep directory (created).
+        configs: one config (a :class:`~ibvae.vae.config.VAEConfig`, a
+            :class:`~ibvae.classifier.config.ClassifierConfig`, or any registered task's), or
+            a mapping ``{label: config}`` of configs of one kind; the points take ``beta`` and
+            ``seed`` from ``options``, everything else from the config.
+        out: the sweep directory (created; an existing one must be an experiment's).
         options: betas, seeds and the IW-NLL's number of importance samples.
         callbacks, verbose, log: as for ``train_vae`` / ``train_classifier``.
 
-    Returns ``{"rows": [...], "csv": path, "figures": [paths]}``.
+    Returns ``{"rows": [...], "csv": path, "tables": [paths], "figures": [paths]}`` (rows as
+    read back from ``results.csv``).
     """
     options = cfg.from_dict(SweepOptions, cfg.to_dict(options or SweepOptions()))
     if not isinstance(configs, Mapping):
-        configs = {kind_of(configs): configs}
-    require(len(configs) >= 1, "a sweep needs at least one config")
-    kinds = {label: kind_of(c) for label, c in configs.items()}
-    require(len(set(kinds.values())) == 1, f"a sweep's configs must be of one kind, got {kinds}")
-    kind = next(iter(kinds.values()))
-    task = get_task(kind)
-    say = log or (lambda message: None)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    points = [(label, beta, seed) for label in configs for beta in options.betas
-              for seed in options.seeds]
-    rows = []
-    for i, (label, beta, seed) in enumerate(points, 1):
-        config = point_config(configs[label], beta, seed)
-        run_dir = out / label / point_name(beta, seed)
-        state = point_state(run_dir, config)
-        say(f"[{i}/{len(points)}] {label} beta={beta:g} seed={seed}: "
-            + {"new": "training", "resume": "resuming", "done": "finished, skipped",
-               "failed": "failed before, skipped (delete the run directory to retry)"}[state]
-            + f" ({run_dir})")
-        if state in ("new", "resume"):
-            run_dir.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                task.train(config, run_dir=run_dir, callbacks=callbacks,
-                           resume=state == "resume", verbose=verbose)
-            except TrainingFailed as e:
-                say(f"  {e}")
-        if runs.read_metrics(run_dir).get("status") == "completed":
-            added = POINT_EVALUATIONS[kind](run_dir, config, options)
-            if added:
-                say(f"  evaluated: {added}")
-        rows.append(point_row(kind, label, beta, seed, run_dir))
-        write_csv(rows, out / SWEEP_CSV)
-    figures = sweep_figures(rows, kind, out / "figures")
-    return {"rows": rows, "csv": out / SWEEP_CSV, "figures": figures}
+        configs = {task_of(configs).name: configs}
+    spec = sweep_spec(configs, options)
+    result = run_experiment(spec, out, callbacks=callbacks, verbose=verbose, log=log)
+    rows = read_results(result["csv"])
+    done = [{**r, "label": r["config"]} for r in rows if r.get("status") == "completed"]
+    figures = sweep_figures(done, spec.arms[0].task.name, Path(out) / "figures")
+    return {**result, "rows": rows, "figures": figures}

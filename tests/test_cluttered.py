@@ -5,6 +5,7 @@ import pytest
 
 from ibvae.classifier.cluttered import (
     clutter,
+    clutter_with_distractors,
     make_cluttered_mnist,
     write_cluttered_mnist,
 )
@@ -175,3 +176,46 @@ def test_in_memory_forms_give_the_same_checked_splits(tmp_path):
 def test_bad_in_memory_data(data, msg):
     with pytest.raises(IbvaeError, match=msg):
         as_splits(data)
+
+
+def test_distractor_boxes_lie_on_the_canvas_and_cover_the_ink_the_generator_pasted():
+    d, y = _digits(20)
+    d[:] = 90  # every crop is all ink, so each image is a sum of its boxes
+    config = spec(56, 5, 8)
+    x, labels, boxes, dboxes = clutter_with_distractors(d, y, 40, np.random.default_rng(2),
+                                                        config)
+    assert dboxes.shape == (40, 5, 4) and dboxes.dtype == np.int32
+    assert (dboxes[..., 2:] == 8).all() and (dboxes[..., :2] >= 0).all()
+    assert (dboxes[..., :2] + 8 <= 56).all()
+    assert len(np.unique(dboxes[..., :2].reshape(-1, 2), axis=0)) > 100  # not one place
+    # the same draws as clutter(): the images and digit boxes do not change
+    same = clutter(d, y, 40, np.random.default_rng(2), config)
+    for a, b in zip(same, (x, labels, boxes), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # rebuild each image from its boxes: 90 per box over a pixel (target's included), clipped
+    count = np.zeros(x.shape[:3], np.int64)
+    for i in range(40):
+        for t, left, h, w in [*dboxes[i], boxes[i]]:
+            count[i, t : t + h, left : left + w] += 1
+    np.testing.assert_array_equal(x[..., 0], np.minimum(90 * count, 255))
+
+
+def test_distractor_boxes_are_saved_and_loaded_and_old_files_still_load(tmp_path):
+    arrays = make_cluttered_mnist(spec(32, 3, 8, train=8, valid=4, test=6))
+    assert arrays["distractor_boxes_test"].shape == (6, 3, 4)
+    path = save_npz(arrays, tmp_path / "c.npz")
+    splits = load_classification_npz(path)
+    np.testing.assert_array_equal(splits["test"].distractor_boxes, arrays["distractor_boxes_test"])
+    assert splits["train"].head(5).distractor_boxes.shape == (5, 3, 4)
+    old = {k: v for k, v in arrays.items() if not k.startswith("distractor_boxes")}
+    np.savez(tmp_path / "old.npz", **old)
+    splits = load_classification_npz(tmp_path / "old.npz")
+    assert splits["test"].distractor_boxes is None and splits["test"].boxes is not None
+    bad = {**arrays, "distractor_boxes_test": arrays["distractor_boxes_test"] + 30}
+    np.savez(tmp_path / "bad.npz", **bad)
+    with pytest.raises(IbvaeError, match="distractor_boxes_test has boxes outside"):
+        load_classification_npz(tmp_path / "bad.npz")
+    flat = {**arrays, "distractor_boxes_test": arrays["distractor_boxes_test"][:, 0]}
+    np.savez(tmp_path / "flat.npz", **flat)
+    with pytest.raises(IbvaeError, match=r"must have shape \(N, k, 4\)"):
+        load_classification_npz(tmp_path / "flat.npz")

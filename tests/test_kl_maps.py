@@ -20,7 +20,11 @@ from ibvae.classifier.localisation import (
     auc_per_image,
     box_fractions,
     box_masks,
+    clutter_auc_per_image,
+    clutter_cells,
     conv_grid,
+    field_sums,
+    ink_maps,
     lift_ceiling_per_image,
     lift_per_image,
     pool_grids,
@@ -295,3 +299,90 @@ def test_auc_is_one_half_where_the_box_covers_the_whole_map():
     np.testing.assert_allclose(auc_per_image(m, boxes, (64, 64)), 0.5)
     with pytest.raises(IbvaeError, match="need"):
         auc_per_image(np.zeros((2, 4, 4)), np.zeros((3, 4)), (8, 8))
+
+
+# --------------------------------------------------------------------------- ink baseline
+
+
+def test_ink_map_is_the_pixel_sum_over_each_cells_receptive_field():
+    """One 3x3 stride-2 'same' conv on 4x4: cells centred on pixels 1 and 3 with 3-px fields,
+    the second reaching one pixel past the image (zero padding): rows 0-2 and 2-3."""
+    x = np.arange(16, dtype=np.float64).reshape(1, 4, 4, 1)
+    geometry = [[(3, 2, "same")]]
+    assert receptive_field_size(geometry, 0) == 3
+    (ink,) = ink_maps(x, geometry)
+    img = x[0, ..., 0]
+    want = np.array([[img[r0:r1, c0:c1].sum() for c0, c1 in ((0, 3), (2, 4))]
+                     for r0, r1 in ((0, 3), (2, 4))])
+    np.testing.assert_allclose(ink[0], want)
+    # two pools: the second's cell sees 3 + 2 * 2 = 7 px centred on pixel 3 (rows 0-6 -> all)
+    (_, deep) = ink_maps(x, [[(3, 2, "same")], [(3, 2, "same")]])
+    np.testing.assert_allclose(deep, [[[img.sum()]]])
+    # channels are summed
+    np.testing.assert_allclose(ink_maps(np.repeat(x, 3, axis=-1), geometry)[0], 3 * ink)
+
+
+def test_clutter_auc_leaves_out_blank_cells():
+    """Input-resolution cells (a 1x1 'valid' conv: field 1 px). A 1x4 map: the box cell has
+    KL 2, one cell of clutter has 3, two blank cells 0. With the blanks the box beats 2 of 3
+    (AUC 2/3); against clutter only it beats none (0)."""
+    geometry = [[(1, 1, "valid")]]
+    grids = pool_grids(geometry, (1, 4))[0]
+    x = np.array([[[0.8, 0.0, 0.5, 0.0]]])[..., None]  # digit at 0, clutter ink at 2
+    boxes = np.array([[0, 0, 1, 1]])
+    dboxes = np.array([[[0, 2, 1, 1], [0, 3, 1, 1]]])  # the box at 3 is a blank crop
+    (cells,) = clutter_cells(x, dboxes, geometry)
+    np.testing.assert_array_equal(cells, [[[False, False, True, False]]])
+    kl = np.array([[[2.0, 0.0, 3.0, 0.0]]])
+    assert auc_per_image(kl, boxes, (1, 4), grids)[0] == pytest.approx(2 / 3)
+    assert clutter_auc_per_image(kl, boxes, cells, (1, 4), grids)[0] == pytest.approx(0.0)
+    # no clutter-bearing cell outside the box: no score
+    none = clutter_auc_per_image(kl, boxes, np.zeros_like(cells), (1, 4), grids)
+    assert np.isnan(none[0])
+
+
+def test_clutter_cells_follow_the_receptive_field():
+    """3x3 fields on 6x6 (a 'same' stride-1 conv): ink at pixel (0, 0) of a distractor box
+    lights the cells within one pixel of it; ink outside every distractor box lights none."""
+    x = np.zeros((1, 6, 6, 1))
+    x[0, 0, 0] = x[0, 5, 5] = 1.0  # (5, 5) is ink of no distractor
+    (cells,) = clutter_cells(x, np.array([[[0, 0, 2, 2]]]), [[(3, 1, "same")]])
+    want = np.zeros((6, 6), bool)
+    want[:2, :2] = True
+    np.testing.assert_array_equal(cells[0], want)
+
+
+def test_kl_statistics_report_the_ink_baseline_and_the_clutter_only_auc(tmp_path):
+    model = build_classifier(ClassifierModelConfig(width=0.125), (32, 32, 1), 100)
+    rng = np.random.default_rng(2)
+    x = np.zeros((4, 32, 32, 1), np.float32)
+    x[:, 4:14, 4:14] = rng.random((4, 10, 10, 1))  # the "digit"
+    x[:, 24:30, 20:30] = 0.7  # clutter
+    boxes = np.tile([[4, 4, 10, 10]], (4, 1))
+    dboxes = np.tile([[[24, 20, 6, 10]]], (4, 1, 1))
+    stats = kl_statistics(model, x, boxes, batch_size=4, distractor_boxes=dboxes)
+    geometry = model.pool_geometry()
+    grids = pool_grids(geometry, (32, 32))
+    inks = ink_maps(x, geometry)
+    np.testing.assert_allclose(stats["ink_auc"][0], auc_per_image(inks[0], boxes, (32, 32),
+                                                                  grids[0]).mean())
+    np.testing.assert_allclose(stats["ink_lift"][1], lift_per_image(inks[1], boxes, (32, 32),
+                                                                    grids=grids[1]).mean())
+    # pool 1 (7-px fields): the ink map beats blank canvas easily, clutter (0.7 > mean 0.5) less
+    assert stats["ink_auc"][0] > 0.8 and stats["ink_auc_clutter"][0] < stats["ink_auc"][0]
+    for key in ("ink_lift", "ink_auc", "kl_auc_clutter", "ink_auc_clutter",
+                "clutter_cell_fraction"):
+        assert len(stats[key]) == 4, key
+    assert 0 < stats["clutter_cell_fraction"][0] < stats["clutter_cell_fraction"][3] <= 1
+    # chunks of images give the same maps and cells as one pass
+    for one, chunked in zip(clutter_cells(x, dboxes, geometry),
+                            clutter_cells(x, dboxes, geometry, chunk=3), strict=True):
+        np.testing.assert_array_equal(one, chunked)
+    np.testing.assert_allclose(field_sums(x, geometry, chunk=3)[2], inks[2])
+    without = kl_statistics(model, x, boxes, batch_size=4)
+    assert without["kl_auc_clutter"] is None and without["ink_auc"] == stats["ink_auc"]
+    # write_kl_maps takes the distractor boxes from the split, into metrics.json
+    r = write_kl_maps(model, Split(x, np.arange(4), boxes, dboxes), tmp_path, n=2)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["ink_auc_clutter"] == r["ink_auc_clutter"] == stats["ink_auc_clutter"]
+    assert saved["kl_auc_clutter"] == pytest.approx(stats["kl_auc_clutter"])

@@ -1,5 +1,6 @@
-"""The nuisance probe on a tiny case, and All-CNN-32 on one grey channel end to end through
-the scripts: make_occluded.py -> train_classifier.py -> probe_nuisance.py."""
+"""The nuisance probe on a tiny case (its noisy read-out, its information bound on labels
+with known answers), and All-CNN-32 on one grey channel end to end through the scripts:
+make_occluded.py -> train_classifier.py -> probe_nuisance.py."""
 
 import json
 from pathlib import Path
@@ -12,7 +13,14 @@ from ibvae import config as cfg
 from ibvae import runs
 from ibvae.classifier.config import ClassifierConfig, ClassifierModelConfig
 from ibvae.classifier.models import build_classifier
-from ibvae.classifier.probe import ProbeOptions, fit_probe, pool_features
+from ibvae.classifier.probe import (
+    ProbeOptions,
+    fit_probe,
+    label_entropy,
+    pool_features,
+    pool_representation,
+    probe_information,
+)
 from ibvae.errors import IbvaeError, script_entry
 from ibvae.flags import flag_name
 
@@ -60,6 +68,42 @@ def test_noisy_pool_outputs_are_one_draw_of_each_dropouts_noise():
     np.testing.assert_allclose(z[on][kept], 2 * f[on][kept], rtol=1e-5)
 
 
+def test_noisy_features_draw_each_pools_own_noise_on_the_noise_free_pass():
+    """With a grid as fine as the map the features are the map itself: every draw of pool
+    k's read-out is f_k exp(alpha_k eps) with f_k, alpha_k of the noise-free pass (no noise
+    upstream, so the batch norms see what they were calibrated on), eps ~ N(0, 1) fresh per
+    draw and per batch."""
+    model = build_classifier(ClassifierModelConfig(arch="allcnn32", width=0.125), (28, 28, 1), 10)
+    x = np.random.default_rng(1).random((6, 28, 28, 1), dtype=np.float32)
+    x = np.concatenate([x, x])  # the same images again, in another batch
+    parts = [(np.asarray(f), np.asarray(a)) for f, a in model.pool_parts(x)]
+    clean = pool_representation(model, x, grid=14, batch_size=6)
+    rep = pool_representation(model, x, grid=14, batch_size=6, noise=True, draws=4)
+    for k, (f, alpha) in enumerate(parts):
+        np.testing.assert_allclose(clean["features"][k], f.reshape(12, -1), rtol=1e-5, atol=1e-6)
+        z = rep["features"][k].reshape(12, 4, *f.shape[1:])
+        on = np.broadcast_to((f > 1e-3)[:, None], z.shape)
+        eps = (np.log(z[on] / np.broadcast_to(f[:, None], z.shape)[on])
+               / np.broadcast_to(alpha[:, None], z.shape)[on])
+        assert on.mean() > 0.2 and abs(eps.mean()) < 0.05 and abs(eps.std() - 1) < 0.05, k
+        assert (z[~on & np.broadcast_to((f == 0)[:, None], z.shape)] == 0).all()
+        assert not np.allclose(z[:, 0], z[:, 1]) and not np.allclose(z[:6], z[6:])
+        np.testing.assert_allclose(rep["alpha"][k], alpha.mean(axis=(1, 2, 3)), rtol=1e-5)
+    assert [r.shape for r in rep["kl"]] == [(12,), (12,)] and (rep["kl"][0] > 0).all()
+    binary = build_classifier(ClassifierModelConfig(arch="allcnn32", width=0.125,
+                                                    dropout="binary"), (28, 28, 1), 10)
+    (f, none), _ = binary.pool_parts(x)
+    assert none is None
+    f = np.asarray(f)
+    rep = pool_representation(binary, x, grid=14, noise=True, draws=2)
+    assert rep["alpha"] == [] and rep["kl"] == []
+    z = rep["features"][0].reshape(12, 2, *f.shape[1:])
+    fb = np.broadcast_to(f[:, None], z.shape)
+    kept = z[fb > 0] != 0
+    assert abs(kept.mean() - 0.5) < 0.05  # keep_prob 0.5, kept units scaled by 1 / 0.5
+    np.testing.assert_allclose(z[fb > 0][kept], 2 * fb[fb > 0][kept], rtol=1e-5)
+
+
 def test_fit_probe_reads_a_linear_nuisance_and_not_noise():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 300)
@@ -69,6 +113,34 @@ def test_fit_probe_reads_a_linear_nuisance_and_not_noise():
     assert r["test_error"] < 5 and r["converged"]
     r = fit_probe(rng.normal(size=(200, 8)), y[:200], rng.normal(size=(100, 8)), y[200:])
     assert r["test_error"] > 45  # chance is ~67 % for three classes
+
+
+def test_the_information_bound_is_the_label_entropy_for_the_label_and_zero_for_noise():
+    """A representation that is the task label (one-hot, a little jitter) and says nothing
+    of the nuisance: the bound is H(task) for the task, ~0 (or below) for the nuisance."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    task = rng.integers(0, 4, n)
+    nuisance = rng.choice(3, n, p=[0.5, 0.3, 0.2])
+    rep = np.eye(4)[task] + 0.01 * rng.standard_normal((n, 4))
+    rep = np.concatenate([rep, rng.standard_normal((n, 6))], axis=1)
+    tr, te = slice(0, 2000), slice(2000, None)
+    h_task, h_nuis = label_entropy(task[te]), label_entropy(nuisance[te])
+    assert h_task == pytest.approx(np.log(4), abs=0.01)
+    assert h_nuis == pytest.approx(-(0.5 * np.log(0.5) + 0.3 * np.log(0.3) + 0.2 * np.log(0.2)),
+                                   abs=0.02)
+    cs = [0.01, 0.1, 1.0]
+    t = probe_information(rep[tr], task[tr], rep[te], task[te], cs)
+    assert t["entropy_nats"] == h_task and t["test_error"] == 0.0
+    assert t["info_nats"] == pytest.approx(h_task, abs=0.03)
+    assert t["C"] == 1.0 and len(t["valid_cross_entropy"]) == 3  # the weakest penalty wins
+    u = probe_information(rep[tr], nuisance[tr], rep[te], nuisance[te], cs)
+    assert -0.05 < u["info_nats"] < 0.02 and u["info_nats"] <= t["info_nats"] - 1
+    assert u["C"] == 0.01  # on noise the strongest penalty wins
+    # draws of one image stay on one side of the validation split (grouped by image)
+    groups = np.repeat(np.arange(1000), 2)
+    g = probe_information(rep[:2000], task[:2000], rep[te], task[te], cs, groups=groups)
+    assert g["info_nats"] == pytest.approx(h_task, abs=0.03)
 
 
 def _stand_ins(tmp_path):
@@ -133,12 +205,24 @@ def test_allcnn32_grey_trains_on_the_occluded_file_and_the_probe_beats_chance(
     assert p["n_train"] == 128 and p["n_test"] == 96 and p["grid"] == 2
     assert p["feature_dims"] == [4 * 12, 4 * 24] and p["data"] == str(occluded)
     assert metrics["test_error"] is not None and "kl_lift" not in metrics  # nothing else changed
+    # both labels, as errors and as information in nats (a bound: at most the entropy)
+    for label in ("task", "nuisance"):
+        h = metrics[f"{label}_entropy_nats"]
+        assert 0.6 < h <= np.log(2) + 1e-9  # two classes, about balanced
+        assert len(metrics[f"{label}_info_nats"]) == 2 and len(metrics[f"{label}_error"]) == 2
+        assert all(v <= h for v in metrics[f"{label}_info_nats"])
+    assert max(metrics["nuisance_info_nats"]) > 0.2  # black vs white square: easy to read
+    assert len(metrics["mean_alpha"]) == 2 and all(0 < a < 1 for a in metrics["mean_alpha"])
+    assert all(v > 0 for v in metrics["probe_kl_nats"])
+    assert all(c in p["C_grid"] for c in p["C"] + p["C_task"])
     # --noise probes z = f(x) eps and keeps the noise-free probe's keys beside its own
-    assert probe([str(run), "--n-train", "128", "--grid", "2", "--noise"]) == 0
+    assert probe([str(run), "--n-train", "128", "--grid", "2", "--noise", "--draws", "3"]) == 0
     assert "nuisance_error_noisy" in capsys.readouterr().out
     noisy = json.loads((run / "metrics.json").read_text())
     assert noisy["nuisance_error"] == errors and len(noisy["nuisance_error_noisy"]) == 2
     assert noisy["nuisance_probe_noisy"]["noise"] and not noisy["nuisance_probe"]["noise"]
+    assert noisy["nuisance_probe_noisy"]["draws"] == 3 and len(noisy["task_info_nats_noisy"]) == 2
+    assert noisy["mean_alpha"] == metrics["mean_alpha"]  # the same noise-free alphas
 
 
 @pytest.mark.slow
@@ -151,6 +235,7 @@ def test_a_binary_run_is_probed_too_and_bad_input_is_one_line(occluded, tmp_path
     assert probe([str(run), "--data", str(occluded), "--n-train", "64", "--n-test", "32"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert len(metrics["nuisance_error"]) == 2 and metrics["nuisance_probe"]["n_test"] == 32
+    assert metrics["mean_alpha"] == [None, None] and len(metrics["task_info_nats"]) == 2
     capsys.readouterr()
     before = (run / "metrics.json").read_text()
     _one_error_line(capsys, probe([str(run), "--n-train", "0"]), "n_train must be >= 1")
@@ -176,4 +261,8 @@ def test_every_probe_option_has_a_flag(capsys):
     for leaf in cfg.leaves(ProbeOptions):
         assert flag_name(leaf) in text, leaf.name
     with pytest.raises(IbvaeError, match="probe_c must be > 0"):
-        ProbeOptions(probe_c=0)
+        ProbeOptions(probe_c=[0.1, 0])
+    with pytest.raises(IbvaeError, match="probe_c must list at least one value"):
+        ProbeOptions(probe_c=[])
+    with pytest.raises(IbvaeError, match="draws must be >= 1"):
+        ProbeOptions(draws=0)

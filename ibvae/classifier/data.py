@@ -1,6 +1,8 @@
 """Classification data as checked splits: ``train``, ``test`` and an optional ``valid``, each
 float32 NHWC images in [0, 1], int64 labels and optional digit boxes ``(top, left, height,
-width)`` (what the KL-map lift needs).
+width)`` (what the KL-map lift needs), and optional distractor boxes (``(N, k, 4)``, the same
+convention: what the clutter-only localisation score needs; files made before they were
+recorded have none).
 
 From a file: :func:`load_classification_npz` (Cluttered MNIST from
 :mod:`ibvae.classifier.cluttered`, or your own CIFAR-10 ``.npz``). From memory:
@@ -32,11 +34,13 @@ DATA_FORMS = (
 
 @dataclasses.dataclass
 class Split:
-    """One split of a classification set: float32 NHWC images in [0, 1], labels, optional boxes."""
+    """One split of a classification set: float32 NHWC images in [0, 1], labels, optional
+    digit boxes ``(N, 4)`` and distractor boxes ``(N, k, 4)``."""
 
     x: np.ndarray
     y: np.ndarray
     boxes: np.ndarray | None = None
+    distractor_boxes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -46,21 +50,25 @@ class Split:
         if n is None:
             return self
         b = None if self.boxes is None else self.boxes[:n]
-        return Split(self.x[:n], self.y[:n], b)
+        d = None if self.distractor_boxes is None else self.distractor_boxes[:n]
+        return Split(self.x[:n], self.y[:n], b, d)
 
 
-def _check_boxes(origin: str, name: str, boxes: Any, x: np.ndarray) -> np.ndarray:
+def _check_boxes(origin: str, name: str, boxes: Any, x: np.ndarray, per_image: bool = False
+                 ) -> np.ndarray:
+    """Integer boxes inside the images: ``(N, 4)``, or with ``per_image`` ``(N, k, 4)``."""
     boxes = np.asarray(boxes)
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
+    shape = "(N, k, 4)" if per_image else "(N, 4)"
+    if boxes.ndim != (3 if per_image else 2) or boxes.shape[-1] != 4:
         raise IbvaeError(
-            f"{origin}: {name} must have shape (N, 4) rows (top, left, height, width), got "
+            f"{origin}: {name} must have shape {shape} rows (top, left, height, width), got "
             f"{boxes.shape}"
         )
     if len(boxes) != len(x):
         raise IbvaeError(f"{origin}: {name} has {len(boxes)} boxes for {len(x)} images")
     if not np.issubdtype(boxes.dtype, np.integer):
         raise IbvaeError(f"{origin}: {name} must hold integer pixel coordinates")
-    top, left, h, w = boxes.T
+    top, left, h, w = boxes.reshape(-1, 4).T
     H, W = x.shape[1:3]
     if (top < 0).any() or (left < 0).any() or (h < 1).any() or (w < 1).any() or (
         (top + h > H).any() or (left + w > W).any()
@@ -70,7 +78,8 @@ def _check_boxes(origin: str, name: str, boxes: Any, x: np.ndarray) -> np.ndarra
 
 
 def make_split(
-    split: str, x: Any, y: Any, boxes: Any, origin: str, scale: float | None = None
+    split: str, x: Any, y: Any, boxes: Any, origin: str, scale: float | None = None,
+    distractor_boxes: Any = None,
 ) -> Split:
     """A checked :class:`Split` named ``split`` (for the messages) from raw arrays, with the
     dataset's pixel ``scale`` (:func:`ibvae.data.pixel_scale`)."""
@@ -80,7 +89,11 @@ def make_split(
     require(y.min() >= 0, f"{origin}: y_{split} has negative labels")
     if boxes is not None:
         boxes = _check_boxes(origin, f"boxes_{split}", boxes, x)
-    return Split(x, y, boxes)
+    if distractor_boxes is not None:
+        distractor_boxes = _check_boxes(
+            origin, f"distractor_boxes_{split}", distractor_boxes, x, per_image=True
+        )
+    return Split(x, y, boxes, distractor_boxes)
 
 
 def check_splits(splits: dict[str, Split], origin: str) -> dict[str, Split]:
@@ -98,7 +111,8 @@ def load_classification_npz(
     """A classification ``.npz`` (Cluttered MNIST from
     :func:`~ibvae.classifier.cluttered.make_cluttered_mnist`, or a user's CIFAR-10):
     ``x_train``, ``y_train``, ``x_test``, ``y_test`` are required (of those in ``splits``); a
-    valid split and ``boxes_*`` are optional, but when present must match their images."""
+    valid split, ``boxes_*`` and ``distractor_boxes_*`` are optional, but when present must
+    match their images."""
     required = tuple(f"{k}_{s}" for s in ("train", "test") for k in ("x", "y") if s in splits)
     arrays = read_npz(path, required)
     origin = str(path)
@@ -106,7 +120,8 @@ def load_classification_npz(
     scale = pixel_scale({f"x_{s}": arrays[f"x_{s}"] for s in present}, origin)
     out = {
         s: make_split(
-            s, arrays[f"x_{s}"], arrays.get(f"y_{s}"), arrays.get(f"boxes_{s}"), origin, scale
+            s, arrays[f"x_{s}"], arrays.get(f"y_{s}"), arrays.get(f"boxes_{s}"), origin, scale,
+            arrays.get(f"distractor_boxes_{s}"),
         )
         for s in present
     }
@@ -149,7 +164,8 @@ def as_splits(data: Any, origin: str = "arrays") -> dict[str, Split]:
     raw = {f"x_{s}": p[0] for s, p in parts.items() if not isinstance(data[s], Split)}
     scale = pixel_scale(raw, origin)
     splits = {
-        s: make_split(s, *p, origin, 1.0 if isinstance(data[s], Split) else scale)
+        s: make_split(s, *p, origin, 1.0 if isinstance(data[s], Split) else scale,
+                      getattr(data[s], "distractor_boxes", None))
         for s, p in parts.items()
     }
     return check_splits(splits, origin)

@@ -20,8 +20,10 @@ from ibvae.evaluations import register_evaluation
 def _kl_maps_done(metrics: dict[str, Any], config: ClassifierConfig, params: Any) -> bool:
     if config.model.dropout != "information":
         return True  # no information pool, no KL
-    # done: the KL per pool, and the AUC wherever there is a lift (older runs lack the AUC)
-    return "kl_nats" in metrics and ("kl_lift" not in metrics or "kl_auc" in metrics)
+    # done: the KL per pool, and wherever there is a lift its AUC and the ink baseline
+    # (runs evaluated before those existed are evaluated again)
+    scores = ("kl_auc", "ink_lift", "ink_auc", "kl_auc_clutter")
+    return "kl_nats" in metrics and ("kl_lift" not in metrics or all(k in metrics for k in scores))
 
 
 @register_evaluation("kl_maps", tasks=("classifier",), done=_kl_maps_done)

@@ -9,6 +9,15 @@ canvas sizes); see :mod:`ibvae.classifier.localisation` for the definitions and 
 ``kl_border``: per pool, the heatmap's mean on the top / bottom / left / right border over its
 interior mean (padding artifacts).
 
+Beside them, per pool, the baseline a KL map has to beat: the same lift and AUC of the **ink
+map** of the same images (``ink_lift``, ``ink_auc``: each cell's input pixel sum over its
+receptive field, no model at all), and the **clutter-only AUC** of both maps
+(``kl_auc_clutter``, ``ink_auc_clutter``: box cells against the cells whose receptive field
+holds distractor ink, blank cells left out; ``clutter_cell_fraction`` is the share of a map's
+cells that hold clutter). The clutter-only scores need the data's ``distractor_boxes_test``
+(Cluttered MNIST files made before they were recorded have none: then they are ``null``).
+See :mod:`ibvae.classifier.localisation`.
+
 :func:`evaluate_kl_maps` does all of it for a finished run directory (``scripts/plot_kl_maps.py``),
 with the options of :class:`KLMapOptions`.
 """
@@ -27,6 +36,9 @@ from ibvae.classifier.config import ClassifierConfig
 from ibvae.classifier.data import Split, load_classification_npz
 from ibvae.classifier.localisation import (
     auc_per_image,
+    clutter_auc_per_image,
+    clutter_cells,
+    ink_maps,
     lift_ceiling_per_image,
     lift_per_image,
     pool_grids,
@@ -70,13 +82,25 @@ def kl_maps(model: AllCNN, x: np.ndarray, batch_size: int = 256) -> list[np.ndar
     return [np.asarray(m) for m in (out if isinstance(out, list | tuple) else [out])]
 
 
+def _nanmean(values: np.ndarray) -> float | None:
+    """The mean of the scored images (``None`` if none was)."""
+    values = np.asarray(values, np.float64)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else None
+
+
 def kl_statistics(
-    model: AllCNN, x: np.ndarray, boxes: np.ndarray, batch_size: int = 256
+    model: AllCNN,
+    x: np.ndarray,
+    boxes: np.ndarray,
+    batch_size: int = 256,
+    distractor_boxes: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Per information pool (shallow to deep) over ``x``: ``kl_lift``, ``kl_lift_max`` (the
-    mean ceiling of the lift), ``kl_auc`` (the normalised score) and ``kl_nats``; also
-    ``kl_map_shapes``, ``kl_border``, ``kl_grids`` (each pool's receptive-field grids) and
-    ``maps`` (the per-image maps, for plotting)."""
+    mean ceiling of the lift), ``kl_auc`` (the normalised score) and ``kl_nats``; the ink
+    baseline ``ink_lift``, ``ink_auc``; with ``distractor_boxes`` ``(N, k, 4)`` the
+    clutter-only ``kl_auc_clutter``, ``ink_auc_clutter`` and ``clutter_cell_fraction`` (else
+    ``None``); also ``kl_map_shapes``, ``kl_border``, ``kl_grids`` (each pool's
+    receptive-field grids) and ``maps`` (the per-image maps, for plotting)."""
     require(boxes is not None, "the test split has no boxes_test; the lift needs the digit boxes")
     maps = kl_maps(model, x, batch_size)
     hw = x.shape[1:3]
@@ -85,6 +109,19 @@ def kl_statistics(
         if m.shape[1:] != (rows.size, cols.size):  # the geometry must describe the model
             raise RuntimeError(f"receptive-field grids {rows.size}x{cols.size} for a "
                                f"{m.shape[1]}x{m.shape[2]} KL map")
+    inks = ink_maps(x, model.pool_geometry())
+    pairs = list(zip(maps, inks, grids, strict=True))
+    clutter: dict[str, Any] = dict.fromkeys(
+        ("kl_auc_clutter", "ink_auc_clutter", "clutter_cell_fraction"))
+    if distractor_boxes is not None:
+        cells = clutter_cells(x, distractor_boxes, model.pool_geometry())
+        clutter = {
+            "kl_auc_clutter": [_nanmean(clutter_auc_per_image(m, boxes, c, hw, g))
+                               for (m, _, g), c in zip(pairs, cells, strict=True)],
+            "ink_auc_clutter": [_nanmean(clutter_auc_per_image(i, boxes, c, hw, g))
+                                for (_, i, g), c in zip(pairs, cells, strict=True)],
+            "clutter_cell_fraction": [float(c.mean()) for c in cells],
+        }
     return {
         "kl_lift": [float(lift_per_image(m, boxes, hw, grids=g).mean())
                     for m, g in zip(maps, grids, strict=True)],
@@ -93,6 +130,9 @@ def kl_statistics(
         "kl_auc": [float(auc_per_image(m, boxes, hw, g).mean())
                    for m, g in zip(maps, grids, strict=True)],
         "kl_nats": [float(m.sum(axis=(1, 2)).mean()) for m in maps],
+        "ink_lift": [float(lift_per_image(i, boxes, hw, grids=g).mean()) for _, i, g in pairs],
+        "ink_auc": [float(auc_per_image(i, boxes, hw, g).mean()) for _, i, g in pairs],
+        **clutter,
         "kl_map_shapes": [list(m.shape[1:]) for m in maps],
         "kl_border": [border_ratios(m) for m in maps],
         "kl_grids": grids,
@@ -120,7 +160,7 @@ def write_kl_maps(
     require(
         test.boxes is not None, "the test split has no boxes_test; KL lift needs the digit boxes"
     )
-    stats = kl_statistics(model, test.x, test.boxes, batch_size)
+    stats = kl_statistics(model, test.x, test.boxes, batch_size, test.distractor_boxes)
     n = min(n, len(test))
     c = model.model_config
     figure = plot_kl_maps(
@@ -133,7 +173,8 @@ def write_kl_maps(
         aucs=stats["kl_auc"],
         title=f"{c.arch} beta={c.beta} width={c.width} padding={c.padding}",
     )
-    keys = ("kl_lift", "kl_lift_max", "kl_auc", "kl_nats", "kl_map_shapes", "kl_border")
+    keys = ("kl_lift", "kl_lift_max", "kl_auc", "kl_nats", "kl_map_shapes", "kl_border",
+            "ink_lift", "ink_auc", "kl_auc_clutter", "ink_auc_clutter", "clutter_cell_fraction")
     result = {k: stats[k] for k in keys}
     runs.update_metrics(Path(run_dir), result)
     return {**result, "figure": str(figure)}

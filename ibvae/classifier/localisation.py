@@ -56,6 +56,24 @@ the same blob score higher (more easy negatives): compare canvases with that in 
 the box's edges cut cells, pairs of cells with equal fractions cannot be ordered, so the best
 possible score is a little under 1. A map wholly inside the box (or wholly outside) scores
 0.5.
+
+**The ink baseline** (``ink_lift``, ``ink_auc``). A high AUC does not by itself say the model
+localises: on Cluttered MNIST most of the canvas is blank, and a map of where the *input* has
+ink, made with no model at all, already scores high. :func:`ink_maps` is that map: per pool,
+each cell's sum of input pixels over its receptive field (the ``receptive_field_size`` square
+centred on the cell's receptive-field centre; outside the image counts 0, like the zero
+padding), scored by the same lift and AUC. A KL map is worth something beyond "ink vs blank"
+only where it beats its ink map.
+
+**Clutter-only AUC** (``kl_auc_clutter``, ``ink_auc_clutter``). The same weighted AUC, but the
+cells outside the box count only when their receptive field holds distractor ink (a lit pixel
+inside a distractor's box, :func:`clutter_cells`): blank cells, which any ink-driven map beats
+for free, are left out, so the score asks "is the KL higher on the digit than on clutter?".
+The receptive field, not the cell's tile, decides, because a cell whose receptive field is
+blank computes the same thing for every image (its input is zeros), so beating it says
+nothing about the digit. Deep pools' fields cover most of a small canvas, so there few cells
+are left out and the two AUCs are close. An image with no clutter-bearing cell outside the
+box has no score (left out of the mean; ``nan`` per image).
 """
 
 from __future__ import annotations
@@ -247,11 +265,14 @@ def auc_per_image(
     return out
 
 
-def _weighted_auc(scores: np.ndarray, p: np.ndarray) -> np.ndarray:
+def _weighted_auc(
+    scores: np.ndarray, p: np.ndarray, q: np.ndarray | None = None, empty: float = 0.5
+) -> np.ndarray:
     """Row-wise ``sum_{i != j} p_i q_j [s_i > s_j] / sum_{i != j} p_i q_j`` with ``q = 1 - p``
-    and ties counting one half."""
+    unless given (cell ``j``'s weight as a negative) and ties counting one half; ``empty``
+    where no pair has weight."""
     m, cells = scores.shape
-    q = 1.0 - p
+    q = 1.0 - p if q is None else q
     level = rankdata(scores, method="dense", axis=1).astype(np.int64) - 1  # 0 = lowest
     key = level + cells * np.arange(m)[:, None]
     q_at_level = np.bincount(key.ravel(), q.ravel(), m * cells).reshape(m, cells)
@@ -263,4 +284,97 @@ def _weighted_auc(scores: np.ndarray, p: np.ndarray) -> np.ndarray:
     den = p.sum(axis=1) * q.sum(axis=1) - (p * q).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         auc = num / den
-    return np.where(den > 1e-12, auc, 0.5)
+    return np.where(den > 1e-12, auc, empty)
+
+
+def _field_weights(grid: Grid, field: int, n_pixels: int) -> np.ndarray:
+    """``(size, n_pixels)``: the share of input pixel ``j`` (``[j, j + 1)``) inside the
+    ``field``-pixel window centred on each cell's receptive-field centre (pixel ``c`` spans
+    ``[c, c + 1)``, so the window is ``[c + 0.5 - field / 2, c + 0.5 + field / 2)``); pixels
+    outside the image have no column, i.e. count 0 like zero padding."""
+    centre = grid.centres()[:, None] + 0.5
+    j = np.arange(n_pixels)[None, :]
+    lo = np.maximum(centre - field / 2, j)
+    hi = np.minimum(centre + field / 2, j + 1)
+    return np.clip(hi - lo, 0, None)
+
+
+def field_sums(images: np.ndarray, geometry: Geometry, chunk: int = 1024) -> list[np.ndarray]:
+    """Per pool (shallow to deep), ``(N, h, w)``: the sum of ``images`` ``(N, H, W[, C])``
+    (channels summed) over each cell's receptive field, from the model's
+    :meth:`~ibvae.classifier.models.AllCNN.pool_geometry`."""
+    x = np.asarray(images)
+    if x.ndim not in (3, 4):
+        raise IbvaeError(f"need (N, H, W[, C]) images, got shape {x.shape}")
+    hw = x.shape[1:3]
+    weights = []
+    for pool, (rows, cols) in enumerate(pool_grids(geometry, hw)):
+        field = receptive_field_size(geometry, pool)
+        weights.append((_field_weights(rows, field, hw[0]), _field_weights(cols, field, hw[1])))
+    out = [np.empty((len(x), wr.shape[0], wc.shape[0])) for wr, wc in weights]
+    for a in range(0, len(x), chunk):
+        block = np.asarray(x[a : a + chunk], np.float64)
+        if block.ndim == 4:
+            block = block.sum(axis=-1)
+        for o, (wr, wc) in zip(out, weights, strict=True):
+            o[a : a + chunk] = wr @ block @ wc.T
+    return out
+
+
+def ink_maps(images: np.ndarray, geometry: Geometry) -> list[np.ndarray]:
+    """The no-model baseline of a KL map: per pool, each cell's input ink (pixel sum over its
+    receptive field); see the module docstring."""
+    return field_sums(images, geometry)
+
+
+def clutter_cells(
+    images: np.ndarray, distractor_boxes: np.ndarray, geometry: Geometry, chunk: int = 1024
+) -> list[np.ndarray]:
+    """Per pool, boolean ``(N, h, w)``: cells whose receptive field holds distractor ink (a
+    pixel with ink inside one of the image's ``distractor_boxes`` ``(N, k, 4)``)."""
+    x = np.asarray(images)
+    d = np.asarray(distractor_boxes)
+    if x.ndim not in (3, 4) or d.ndim != 3 or d.shape[-1] != 4 or len(d) != len(x):
+        raise IbvaeError(f"need (N, k, 4) distractor boxes for {len(x)} (N, H, W[, C]) images, "
+                         f"got {d.shape} for {x.shape}")
+    H, W = x.shape[1:3]
+    rr, cc = np.arange(H), np.arange(W)
+    parts = []
+    for a in range(0, len(x), chunk):
+        block, boxes = x[a : a + chunk], d[a : a + chunk]
+        lit = (block.max(axis=-1) if block.ndim == 4 else block) > 0
+        in_rows = (rr >= boxes[..., :1]) & (rr < boxes[..., :1] + boxes[..., 2:3])  # (n, k, H)
+        in_cols = (cc >= boxes[..., 1:2]) & (cc < boxes[..., 1:2] + boxes[..., 3:4])  # (n, k, W)
+        # (n, H, W): some distractor's box holds the pixel, and the pixel has ink
+        inside = np.einsum("nkh,nkw->nhw", in_rows.astype(np.float32),
+                           in_cols.astype(np.float32)) > 0
+        parts.append([s > 1e-9 for s in field_sums((inside & lit).astype(np.float32), geometry)])
+    if not parts:
+        return [np.zeros((0, r.size, c.size), bool) for r, c in pool_grids(geometry, (H, W))]
+    return [np.concatenate(p) for p in zip(*parts, strict=True)]
+
+
+def clutter_auc_per_image(
+    maps: np.ndarray,
+    boxes: np.ndarray,
+    clutter: np.ndarray,
+    image_hw: tuple[int, int],
+    grids: tuple[Grid, Grid] | None = None,
+    chunk: int = 1024,
+) -> np.ndarray:
+    """:func:`auc_per_image` with the negatives restricted to clutter-bearing cells: a cell
+    counts as inside by its box fraction ``p`` and as outside by ``(1 - p)`` only where
+    ``clutter`` ``(N, h, w)`` is true (:func:`clutter_cells`), else not at all; ``nan`` for
+    an image with no such cell (see the module docstring)."""
+    maps = _checked(maps, boxes)
+    clutter = np.asarray(clutter, bool)
+    if clutter.shape != maps.shape:
+        raise IbvaeError(f"clutter cells {clutter.shape} for maps {maps.shape}")
+    n, h, w = maps.shape
+    out = np.empty(n)
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        p = box_fractions(boxes[a:b], image_hw, (h, w), grids).reshape(b - a, -1)
+        q = (1.0 - p) * clutter[a:b].reshape(b - a, -1)
+        out[a:b] = _weighted_auc(maps[a:b].reshape(b - a, -1), p, q, empty=np.nan)
+    return out

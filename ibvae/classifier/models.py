@@ -174,7 +174,9 @@ class AllCNN(keras.Model):
 
     def _forward(self, x, training=None, noise=None, collect: str | None = None):
         """Logits, and per pool what ``collect`` asks for: ``"kl"`` (the KL summed over
-        channels) or ``"pools"`` (the pool's output, after its dropout). ``noise``: None, the
+        channels), ``"pools"`` (the pool's output, after its dropout) or ``"parts"`` (the
+        pool's output before its noise and, for an information pool, its alpha: ``(f,
+        alpha)``, ``(f, None)`` otherwise; the pass continues with ``f``). ``noise``: None, the
         dropouts follow ``training``; False, none; True, every dropout samples (batch norm
         still follows ``training``)."""
         collected = []
@@ -183,6 +185,14 @@ class AllCNN(keras.Model):
         for convs, pool, drop in zip(self.convs, self.pools, self.pool_dropouts, strict=True):
             for conv in convs:
                 x = conv(x, training=training)
+            if collect == "parts":
+                if isinstance(pool, InformationPoolBN):
+                    x, logits = pool.project(x, training=training)
+                    collected.append((x, pool.dropout.alpha(logits)))
+                else:
+                    x = pool(x, training=training)
+                    collected.append((x, None))
+                continue
             if isinstance(pool, InformationPoolBN):
                 if collect == "kl":
                     collected.append(ops.sum(pool.kl(x), axis=-1))
@@ -211,6 +221,14 @@ class AllCNN(keras.Model):
         ``noise`` one draw of every dropout's noise, i.e. the ``z = f(x) eps`` the next layer
         receives in training. What a nuisance probe reads (:mod:`ibvae.classifier.probe`)."""
         return self._forward(x, training=False, noise=bool(noise), collect="pools")[1]
+
+    def pool_parts(self, x) -> list:
+        """Per pool, ``(f, alpha)`` in a noise-free inference pass: the pool's output before
+        its noise (batch norm with its moving statistics) and an information pool's noise
+        scale (``None`` for a binary or plain pool). ``f * exp(alpha eps)`` is then one draw
+        of the pool's noise on a noise-free input, every batch norm up to it seeing the
+        noise-free statistics it was recalibrated on (:mod:`ibvae.classifier.probe`)."""
+        return self._forward(x, training=False, noise=False, collect="parts")[1]
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -25,10 +25,6 @@ from ibvae.classifier.models import MODEL_FILE, AllCNN, build_classifier
 from ibvae.classifier.plots import plot_confusion
 from ibvae.training import Loaded, Log, Task, register_task
 
-# metrics with one value per information pool, each a column <key>_<pool> of a sweep's table
-# (nuisance_error[_noisy]: written by scripts/probe_nuisance.py)
-PER_POOL_METRICS = ("kl_nats", "kl_lift", "kl_auc", "nuisance_error", "nuisance_error_noisy")
-
 
 def lr_schedule(train: ClassifierTrainConfig, steps_per_epoch: int):
     """The learning rate of ``train.lr_schedule``: ``"step"``, ``learning_rate`` x
@@ -152,12 +148,11 @@ class ClassifierTask(Task):
         return {"arch": config.model.arch, "dropout": config.model.dropout}
 
     def row(self, config: ClassifierConfig, metrics: dict[str, Any]) -> dict[str, Any]:
+        """The test error and the rate (the KL summed over the information pools); the
+        per-pool metrics become columns ``<key>_<pool>`` of their own."""
         nats = metrics.get("kl_nats") or []
-        row = {"test_error": metrics.get("test_error"),
-               "rate": float(np.sum(nats)) if nats else None}
-        for key in PER_POOL_METRICS:
-            row.update({f"{key}_{i + 1}": v for i, v in enumerate(metrics.get(key) or [])})
-        return row
+        return {"test_error": metrics.get("test_error"),
+                "rate": float(np.sum(nats)) if nats else None}
 
 
 CLASSIFIER_TASK = register_task(ClassifierTask())
