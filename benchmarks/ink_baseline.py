@@ -23,9 +23,9 @@ from ibvae.classifier.localisation import (
     clutter_cells,
     ink_maps,
     lift_per_image,
-    pool_grids,
 )
 from ibvae.classifier.models import build_classifier
+from ibvae.classifier.receptive_fields import pool_grids
 
 CANVASES = ((64, 8), (96, 21))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +58,15 @@ def save_npz(arrays: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         np.savez(tmp, **arrays)
     return path
+
+
+def write_npz(make: Callable[[], dict[str, np.ndarray]], out: str | os.PathLike,
+              overwrite: bool = False) -> Path:
+    """The arrays ``make()`` returns as the ``.npz`` ``out``: the path is checked before
+    ``make`` runs (a generator's minutes are not spent on a path that cannot be written) and
+    nothing is written if anything fails."""
+    path = check_output(out, overwrite)
+    return save_npz(make(), path)
 
 
 def read_npz(path: str | os.PathLike, required: tuple[str, ...]) -> dict[str, np.ndarray]:

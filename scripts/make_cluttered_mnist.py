@@ -12,8 +12,9 @@ import _cli  # first: starts Keras without TensorFlow's start-up lines
 
 from ibvae import config as cfg
 from ibvae import flags
-from ibvae.classifier.cluttered import write_cluttered_mnist
+from ibvae.classifier.cluttered import make_cluttered_mnist
 from ibvae.classifier.config import ClutterConfig
+from ibvae.files import write_npz
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     c = cfg.from_dict(ClutterConfig, flags.flag_overrides(args, ClutterConfig))
     t0 = time.perf_counter()
-    path = write_cluttered_mnist(c, args.out, args.overwrite, progress=_cli.progress)
+    path = write_npz(lambda: make_cluttered_mnist(c, _cli.progress), args.out, args.overwrite)
     print(
         f"wrote {path}: {c.train} train / {c.valid} valid / {c.test} test images of "
         f"{c.canvas}x{c.canvas}, {c.distractors} distractors of "

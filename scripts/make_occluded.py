@@ -20,7 +20,8 @@ import _cli  # first: starts Keras without TensorFlow's start-up lines
 from ibvae import config as cfg
 from ibvae import flags
 from ibvae.classifier.config import OccludedConfig
-from ibvae.classifier.occluded import write_occluded
+from ibvae.classifier.occluded import make_occluded
+from ibvae.files import write_npz
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     c = cfg.from_dict(OccludedConfig, flags.flag_overrides(args, OccludedConfig))
     t0 = time.perf_counter()
-    path = write_occluded(c, args.out, args.overwrite, progress=_cli.progress)
+    path = write_npz(lambda: make_occluded(c, _cli.progress), args.out, args.overwrite)
     occluder = "no occluder" if c.occluder_size == 0 else (
         f"{c.occluder_size}x{c.occluder_size} digits ({c.blend})")
     print(f"wrote {path}: {c.train} train / {c.valid} valid / {c.test} test images, {occluder}; "

@@ -16,22 +16,24 @@ from ibvae.classifier.kl_maps import (
     write_kl_maps,
 )
 from ibvae.classifier.localisation import (
-    Grid,
     auc_per_image,
-    box_fractions,
-    box_masks,
     clutter_auc_per_image,
     clutter_cells,
-    conv_grid,
     field_sums,
     ink_maps,
     lift_ceiling_per_image,
     lift_per_image,
+)
+from ibvae.classifier.models import build_classifier
+from ibvae.classifier.receptive_fields import (
+    Grid,
+    box_fractions,
+    box_masks,
+    conv_grid,
     pool_grids,
     receptive_field_size,
     uniform_grid,
 )
-from ibvae.classifier.models import build_classifier
 from ibvae.errors import IbvaeError
 
 # --------------------------------------------------------------------------- receptive fields

@@ -11,8 +11,9 @@ from script_loader import load_script as _script
 
 from ibvae.classifier.config import OccludedConfig
 from ibvae.classifier.data import load_classification_npz
-from ibvae.classifier.occluded import make_occluded, occlude, write_occluded
+from ibvae.classifier.occluded import make_occluded, occlude
 from ibvae.errors import IbvaeError, script_entry
+from ibvae.files import write_npz
 from ibvae.resample import resize_square
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,7 +155,7 @@ def test_occluder_size_zero_is_the_unoccluded_control(files):
 
 
 def test_the_written_file_is_a_classification_npz_with_nuisance_labels(files, tmp_path):
-    path = write_occluded(config(files), tmp_path / "occ.npz")
+    path = write_npz(lambda: make_occluded(config(files)), tmp_path / "occ.npz")
     splits = load_classification_npz(path)  # what train_classifier reads: extra keys ignored
     assert set(splits) == {"train", "valid", "test"} and splits["test"].boxes is None
     assert splits["train"].x.shape == (24, 28, 28, 1) and splits["train"].x.max() <= 1

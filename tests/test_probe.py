@@ -13,14 +13,8 @@ from ibvae import config as cfg
 from ibvae import runs
 from ibvae.classifier.config import ClassifierConfig, ClassifierModelConfig
 from ibvae.classifier.models import build_classifier
-from ibvae.classifier.probe import (
-    ProbeOptions,
-    fit_probe,
-    label_entropy,
-    pool_features,
-    pool_representation,
-    probe_information,
-)
+from ibvae.classifier.probe import ProbeOptions, fit_probe, label_entropy, probe_information
+from ibvae.classifier.representations import pool_features, pool_representation
 from ibvae.errors import IbvaeError, script_entry
 from ibvae.flags import flag_name
 

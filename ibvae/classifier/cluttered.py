@@ -21,17 +21,14 @@ the test set depends only on the seed and its size, never on how many training i
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 from ibvae.classifier.config import ClutterConfig
-from ibvae.classifier.data import SPLITS, split_pools
+from ibvae.classifier.data import generated_splits, split_pools
 from ibvae.data import as_labels, labelled_arrays
 from ibvae.errors import IbvaeError, require
-from ibvae.files import check_output, save_npz
 
 DIGIT = 28
 
@@ -69,30 +66,16 @@ def clutter(
     config: ClutterConfig | None = None,
     chunk: int = 4096,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``n`` cluttered images from one split's ``digits`` (targets *and* distractors), drawn
     with ``config``'s canvas and distractors (its sizes and seed are not used here).
 
     Targets are the first ``n`` digits of a random permutation (with replacement only when
-    ``n`` exceeds the pool). Returns ``x`` (n, canvas, canvas, 1) uint8, ``y`` (n,) int64 and
-    ``boxes`` (n, 4) int32 rows ``(top, left, height, width)``; the same images as
-    :func:`clutter_with_distractors`, without the distractors' boxes.
+    ``n`` exceeds the pool). Returns ``x`` (n, canvas, canvas, 1) uint8, ``y`` (n,) int64,
+    ``boxes`` (n, 4) int32 rows ``(top, left, height, width)`` of the targets and
+    ``distractor_boxes`` (n, distractors, 4) int32, each distractor crop's ``(top, left,
+    distractor_size, distractor_size)`` in the order they were pasted.
     """
-    return clutter_with_distractors(digits, labels, n, rng, config, chunk, progress)[:3]
-
-
-def clutter_with_distractors(
-    digits: np.ndarray,
-    labels: np.ndarray,
-    n: int,
-    rng: np.random.Generator,
-    config: ClutterConfig | None = None,
-    chunk: int = 4096,
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`clutter`'s ``x``, ``y``, ``boxes`` and ``distractor_boxes`` (n, distractors, 4)
-    int32: each distractor crop's ``(top, left, distractor_size, distractor_size)`` on the
-    canvas, in the order they were pasted (the same draws: the images do not change)."""
     config = config or ClutterConfig()
     digits = _as_uint8_digits(digits)
     size = digits.shape[1]
@@ -162,15 +145,11 @@ def make_cluttered_mnist(
     pools = _mnist_digits(config.data)
     pools = {**split_pools(*pools["train"], seed=config.seed), "test": pools["test"]}
     out: dict[str, np.ndarray] = {}
-    for i, split in enumerate(SPLITS):
-        n = int(getattr(config, split))
-        if n == 0:
-            continue  # an empty split is left out of the file, not stored as (0, C, C, 1)
+    for i, split, n, report in generated_splits(config, progress):
         digits, labels = pools[split]
         if digits.shape[1:3] != (DIGIT, DIGIT):
             raise IbvaeError(f"MNIST digits must be {DIGIT}x{DIGIT}, got {digits.shape[1:]}")
-        report = (lambda done, total, _s=split: progress(_s, done, total)) if progress else None
-        x, y, boxes, distractor_boxes = clutter_with_distractors(
+        x, y, boxes, distractor_boxes = clutter(
             digits, labels, n, np.random.default_rng([config.seed, i]), config, progress=report
         )
         out.update({f"x_{split}": x, f"y_{split}": y, f"boxes_{split}": boxes,
@@ -182,16 +161,3 @@ def make_cluttered_mnist(
         seed=np.int64(config.seed),
     )
     return out
-
-
-def write_cluttered_mnist(
-    config: ClutterConfig,
-    out: str | os.PathLike,
-    overwrite: bool = False,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> Path:
-    """:func:`make_cluttered_mnist` into the ``.npz`` ``out``; the path and the options are
-    checked before any image is made, and nothing is written if anything fails."""
-    path = check_output(out, overwrite)
-    check_sizes(config)
-    return save_npz(make_cluttered_mnist(config, progress), path)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -211,3 +211,16 @@ def split_pools(
     n_valid = len(x_train) // 6
     tr, va = order[n_valid:], order[:n_valid]
     return {"train": (x_train[tr], y_train[tr]), "valid": (x_train[va], y_train[va])}
+
+
+def generated_splits(
+    config: Any, progress: Callable[[str, int, int], None] | None = None
+) -> Iterator[tuple[int, str, int, Callable[[int, int], None] | None]]:
+    """``(index, split, n, report)`` for each split of a generator config that asks for images
+    (an empty split is left out of the file, not stored with zero rows); ``report(done,
+    total)`` forwards to ``progress(split, done, total)``."""
+    for i, split in enumerate(SPLITS):
+        n = int(getattr(config, split))
+        if n > 0:
+            report = (lambda done, total, _s=split: progress(_s, done, total)) if progress else None
+            yield i, split, n, report

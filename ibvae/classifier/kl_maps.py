@@ -41,10 +41,10 @@ from ibvae.classifier.localisation import (
     ink_maps,
     lift_ceiling_per_image,
     lift_per_image,
-    pool_grids,
 )
 from ibvae.classifier.models import AllCNN, load_classifier
 from ibvae.classifier.plots import plot_kl_maps
+from ibvae.classifier.receptive_fields import pool_grids
 from ibvae.config import Config, option
 from ibvae.errors import IbvaeError, require
 

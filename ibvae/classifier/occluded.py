@@ -26,17 +26,14 @@ set depends only on the seed and its size.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 from ibvae.classifier.config import OccludedConfig
-from ibvae.classifier.data import SPLITS, split_pools
+from ibvae.classifier.data import generated_splits, split_pools
 from ibvae.data import as_labels, labelled_arrays, pixel_scale
 from ibvae.errors import IbvaeError, require
-from ibvae.files import check_output, save_npz
 from ibvae.resample import resize_square
 
 NO_TASK_DATA = (
@@ -136,11 +133,7 @@ def make_occluded(
     if len(side) != 3 or side[0] != side[1] or side[2] != 1:
         raise IbvaeError(f"occluder digits must be square and grey, got images of {side}")
     out: dict[str, np.ndarray] = {}
-    for i, split in enumerate(SPLITS):
-        n = int(getattr(config, split))
-        if n == 0:
-            continue
-        report = (lambda done, total, _s=split: progress(_s, done, total)) if progress else None
+    for i, split, n, report in generated_splits(config, progress):
         x, y, nuisance, boxes = occlude(
             *tasks[split], digits[split][0][..., 0], digits[split][1], n,
             np.random.default_rng([config.seed, 100 + i]), config, progress=report,
@@ -150,15 +143,3 @@ def make_occluded(
     out.update(occluder_size=np.int64(config.occluder_size), blend=np.array(config.blend),
                seed=np.int64(config.seed))
     return out
-
-
-def write_occluded(
-    config: OccludedConfig,
-    out: str | os.PathLike,
-    overwrite: bool = False,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> Path:
-    """:func:`make_occluded` into the ``.npz`` ``out``; the path is checked before any image
-    is made, and nothing is written if anything fails."""
-    path = check_output(out, overwrite)
-    return save_npz(make_occluded(config, progress), path)

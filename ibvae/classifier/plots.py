@@ -48,7 +48,7 @@ def plot_kl_maps(
     """One row per image: the input with its digit box outlined, then one heatmap per
     information pool (KL summed over channels minus its minimum, the authors' plot) with the
     box drawn in that map's cells. ``grids``: per pool the ``(rows, cols)``
-    :class:`~ibvae.classifier.localisation.Grid` of its receptive-field centres (``start``,
+    :class:`~ibvae.classifier.receptive_fields.Grid` of its receptive-field centres (``start``,
     ``step``); without them the box is scaled by ``h / H`` (centred cells)."""
     plt = pyplot()
     from matplotlib.patches import Rectangle  # with pyplot: matplotlib is imported on first use

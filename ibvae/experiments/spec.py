@@ -196,36 +196,44 @@ def _task_for(values: dict[str, Any], path: Path, kind: str | None) -> Task:
     return TASKS[fits[0]]
 
 
+def _entries(value: Any, what: str, allowed: set[str], required: tuple[str, ...]
+             ) -> list[tuple[int, dict[str, Any]]]:
+    """The mappings of a spec's ``tables`` or ``figures`` list, their keys checked."""
+    require(value is None or isinstance(value, list), f"{what} must be a list, got {value!r}")
+    out = []
+    for i, entry in enumerate(value or []):
+        require(isinstance(entry, dict), f"{what}[{i}] must be a mapping, got {entry!r}")
+        unknown = sorted(set(entry) - allowed)
+        require(not unknown, f"{what}[{i}]: unknown key(s) {unknown}; use {sorted(allowed)}")
+        for key in required:
+            require(key in entry, f"{what}[{i}] needs {key}")
+        out.append((i, entry))
+    return out
+
+
+def _check_fields(names: list[str | None], fields: list[str], where: str) -> None:
+    for name in names:
+        require(name is None or name in fields,
+                f"{where}: {name!r} is not a field of the grid ({', '.join(fields)})")
+
+
 def _tables(value: Any, fields: list[str]) -> list[Table]:
     tables = []
-    for i, t in enumerate(value or []):
-        require(isinstance(t, dict), f"tables[{i}] must be a mapping, got {t!r}")
-        unknown = sorted(set(t) - TABLE_KEYS)
-        require(not unknown, f"tables[{i}]: unknown key(s) {unknown}; use {sorted(TABLE_KEYS)}")
-        for key in ("name", "rows", "columns"):
-            require(key in t, f"tables[{i}] needs {key}")
+    for i, t in _entries(value, "tables", TABLE_KEYS, ("name", "rows", "columns")):
         table = Table(**t)
         require(isinstance(table.rows, list) and isinstance(table.columns, list)
                 and len(table.columns) >= 1, f"tables[{i}]: rows and columns must be lists")
-        for field in [*table.rows, *([table.aggregate_over] if table.aggregate_over else [])]:
-            require(field in fields, f"tables[{i}] ({table.name}): {field!r} is not a field of "
-                    f"the grid ({', '.join(fields)})")
+        _check_fields([*table.rows, table.aggregate_over], fields, f"tables[{i}] ({table.name})")
         tables.append(table)
     return tables
 
 
 def _figures(value: Any, fields: list[str]) -> list[Figure]:
     figures = []
-    for i, f in enumerate(value or []):
-        require(isinstance(f, dict), f"figures[{i}] must be a mapping, got {f!r}")
-        unknown = sorted(set(f) - FIGURE_KEYS)
-        require(not unknown, f"figures[{i}]: unknown key(s) {unknown}; use {sorted(FIGURE_KEYS)}")
-        for key in ("name", "x", "y"):
-            require(key in f, f"figures[{i}] needs {key}")
+    for i, f in _entries(value, "figures", FIGURE_KEYS, ("name", "x", "y")):
         figure = Figure(**{**f, "y": f["y"] if isinstance(f["y"], list) else [f["y"]]})
-        for field in [figure.x, figure.lines, figure.aggregate_over]:
-            require(field is None or field in fields, f"figures[{i}] ({figure.name}): {field!r}"
-                    f" is not a field of the grid ({', '.join(fields)})")
+        _check_fields([figure.x, figure.lines, figure.aggregate_over], fields,
+                      f"figures[{i}] ({figure.name})")
         figures.append(figure)
     return figures
 
