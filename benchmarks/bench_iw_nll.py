@@ -17,8 +17,9 @@ former algorithm (NumPy noise, ``np.repeat``, float64 log-weights, ``predict_on_
 20,000 pairs, a new compiled model per call as before); ``blas``, the floor: ``n k`` rows
 through the decoder's two kernels as plain NumPy/BLAS float32 matmuls (40 -> 400 -> 784, no
 bias, activation, noise or likelihood) in blocks of 20,000 rows; ``backend``, the same two
-matmuls compiled by the backend (a bias-free Keras model, blocks of the library's chunk), to
-tell the backend's matmul from the rest. Ratios are medians of the per-round ratios. Each
+matmuls compiled by the backend (a bias-free Keras model whose rows are summed, so that one
+number per row comes back, as from iw_nll; blocks of the library's chunk), to tell the
+backend's matmul from the rest. Ratios are medians of the per-round ratios. Each
 round uses its own seed, so the rounds also give the Monte-Carlo spread of both estimates.
 
 ``--chunks`` times the warm ``iw_nll`` at several chunk sizes (pairs per compiled call).
@@ -169,6 +170,9 @@ def worker(args: argparse.Namespace) -> None:
         layer = keras.layers.Dense(kernel.shape[1], use_bias=False)
         h = layer(h)
         layer.set_weights([kernel])
+    # A sum at the end, so that (like iw_nll) one number per row comes back, not the
+    # 784-wide output (a 12.8 MB copy to NumPy per call).
+    h = keras.layers.Lambda(lambda t: keras.ops.sum(t, axis=-1))(h)
     backend_mm = keras.Model(z_in, h)
     z_chunk = z_block[: ev.IW_CHUNK]
 
