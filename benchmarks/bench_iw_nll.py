@@ -27,6 +27,15 @@ The profile times, on ``--profile-n`` test images, the ELBO, the active-unit sta
 total correlation and the aggregate-posterior fit (on ``--train-n`` training images), split
 into their parts. Numbers are printed, never asserted; the machine's load average is printed
 with them (a shared CPU makes every time noisy: compare the ratios within one round).
+
+Measured on 2 shared cores (load average 5-7), default settings, one epoch of training
+(medians of 5 rounds; new, old and the BLAS floor in seconds for 200,000 pairs):
+
+    jax         new 2.72  old 9.00  blas 3.03  new/blas 0.88x  old/blas 2.97x  old/new 3.35x
+    tensorflow  new 3.87  old 5.42  blas 3.50  new/blas 1.17x  old/blas 1.51x  old/new 1.42x
+
+new - old estimate: +0.016 nats (jax), +0.032 (tensorflow), standard errors 0.045 and 0.037
+(the sd over the 5 seeds: 0.07 nats for either algorithm).
 """
 
 from __future__ import annotations
