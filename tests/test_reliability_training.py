@@ -14,6 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from script_loader import script_main as script
 
 import ibvae
 from ibvae import IbvaeError
@@ -181,3 +182,24 @@ def test_sigint_mid_epoch_on_jax_exits_130_with_one_line_and_resumes(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert history_epochs(run) == [str(i) for i in range(done + 1)]
     assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.slow
+def test_kl_maps_on_other_data_record_which_data(tmp_path):
+    cl = tmp_path / "cl.npz"
+    assert script("make_cluttered_mnist")(["--out", str(cl), "--train", "32", "--valid", "0",
+                                            "--test", "8", "--canvas", "32",
+                                            "--distractors", "1"]) == 0
+    other = tmp_path / "other.npz"
+    assert script("make_cluttered_mnist")(["--out", str(other), "--train", "8", "--valid", "0",
+                                            "--test", "8", "--canvas", "32", "--seed", "1",
+                                            "--distractors", "1"]) == 0
+    run = tmp_path / "cls"
+    assert script("train_classifier")(["--data", str(cl), "--width", "0.125", "--epochs", "1",
+                                       "--batch-size", "16", "--out", str(run)]) == 0
+    assert script("plot_kl_maps")([str(run), "--n", "2"]) == 0
+    own = json.loads((run / "metrics.json").read_text())
+    assert own["kl_data_source"] == own["data_source"] == str(cl)
+    assert script("plot_kl_maps")([str(run), "--n", "2", "--data", str(other)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["kl_data_source"] == str(other) and metrics["data_source"] == str(cl)
