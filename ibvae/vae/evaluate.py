@@ -193,7 +193,8 @@ def evaluate_run(
     options = options or EvaluateOptions()
     config = runs.read_run_config(run_dir, VAEConfig)
     model = load_vae(Path(run_dir) / "model.keras")
-    dataset = load_dataset(config.train.dataset, options.data or config.train.data)
+    path = runs.test_data_path(run_dir, config.train.data, options.data)
+    dataset = load_dataset(config.train.dataset, path)
     x = dataset.x_test[: options.n_test]
     report = evaluate_vae(
         model, x, iw=options.iw, n_samples=options.elbo_samples, seed=options.seed,

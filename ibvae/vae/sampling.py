@@ -268,7 +268,8 @@ def interpolate_run(
     config = runs.read_run_config(run_dir, VAEConfig)
     run_dir = Path(run_dir)
     model = load_vae(run_dir / "model.keras")
-    dataset = load_dataset(config.train.dataset, options.data or config.train.data)
+    path = runs.test_data_path(run_dir, config.train.data, options.data)
+    dataset = load_dataset(config.train.dataset, path)
     x = model.eval_targets(dataset.x_test)
     pairs = options.pairs
     require(
