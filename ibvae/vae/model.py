@@ -239,7 +239,7 @@ class VAE(keras.Model):
         require(
             z.ndim >= 1 and len(z) >= 1 and tuple(z.shape[1:]) in shapes,
             f"{name}: codes of shape {z.shape} but the model expects a non-empty batch "
-            f"(N, {', '.join(map(str, self.latent_shape))}) or (N, {self.latent_dim})",
+            + " or ".join(dict.fromkeys(f"(N, {', '.join(map(str, s))})" for s in shapes)),
         )
         require(bool(np.all(np.isfinite(z))), f"{name} contains NaN or inf values")
         return z.reshape(len(z), *self.latent_shape).astype(np.float32, copy=False)
