@@ -329,7 +329,9 @@ def train(
         if out is not None:
             say(f"run directory: {out}  (backend: {keras.backend.backend()}, "
                 f"{plan.replicas} device(s), {distribute.process_count()} process(es))")
-            runs.update_metrics(here, {"data_fingerprint": fingerprint,
+            # "started" until the run ends (completed / failed / interrupted): a resumed run
+            # that dies is then never read as the completed run it was before
+            runs.update_metrics(here, {"status": "started", "data_fingerprint": fingerprint,
                                        "data_from_config": data is None})
         validation = (None if fitted.x_valid is None
                       else task.validation_data(model, fitted.x_valid, fitted.y_valid))

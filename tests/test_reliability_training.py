@@ -102,6 +102,7 @@ def test_a_resume_refuses_changed_data_and_keeps_its_config_until_it_has_started
         ibvae.train_vae(npz_config(data, 3), run_dir=run, resume=True, verbose=0,
                         callbacks=[RaiseAt(RuntimeError("crash"))])
     assert (run / "config.yaml").read_text() == saved  # still epochs 1
+    assert json.loads((run / "metrics.json").read_text())["status"] == "started"  # not done
     _, metrics = ibvae.train_vae(npz_config(data, 3), run_dir=run, resume=True, verbose=0)
     assert metrics["epochs_run"] == 3 and "epochs: 3" in (run / "config.yaml").read_text()
 
