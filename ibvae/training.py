@@ -179,14 +179,20 @@ class _StopAtStep(keras.callbacks.Callback):
     on_test_batch_end = on_train_batch_end
 
 
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
 @contextlib.contextmanager
 def _sigint_stops_at_a_step(stopper: _StopAtStep) -> Iterator[None]:
     """For the body: the first SIGINT asks ``stopper`` to stop at the next step and restores
     the previous handler, so a second one interrupts at once; the old handler is back after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set in the main thread
+    previous = signal.getsignal(signal.SIGINT) if _in_main_thread() else None
+    if previous in (None, signal.SIG_IGN):
+        # handlers can only be set in the main thread; an ignored SIGINT (a background job,
+        # nohup) stays ignored
+        yield
         return
-    previous = signal.getsignal(signal.SIGINT)
 
     def request(signum, frame) -> None:
         stopper.requested = True

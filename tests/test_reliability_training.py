@@ -204,3 +204,15 @@ def test_kl_maps_on_other_data_record_which_data(tmp_path):
     assert script("plot_kl_maps")([str(run), "--n", "2", "--data", str(other)]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["kl_data_source"] == str(other) and metrics["data_source"] == str(cl)
+
+
+def test_an_ignored_sigint_stays_ignored_during_fit(tmp_path):
+    x = images()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for a background job
+    try:
+        _, metrics = ibvae.train_vae(CONFIG, data=(x, x[:50]), run_dir=tmp_path / "r",
+                                     callbacks=[SigintAt(0)], verbose=0)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert metrics["status"] == "completed"
