@@ -14,11 +14,14 @@ from the config (``data_from_config``; tools that reload the test set refuse a r
 arrays without ``--data``). A resume whose data differ is refused before anything is written,
 and its ``config.yaml`` (e.g. more ``epochs``) is written once its first epoch has ended.
 
-Ctrl-C (SIGINT) during ``fit`` does not raise wherever Python happens to be (inside a
-compiled step or a checkpoint write, which ended JAX runs in a segmentation fault): the
-first one is noted and the training stops at the next step boundary with
-:class:`Interrupted` (a ``KeyboardInterrupt``), ``metrics.json`` saying ``interrupted`` and the
-run resumable from its last finished epoch; a second Ctrl-C interrupts at once.
+Ctrl-C (SIGINT) during ``fit`` does not raise a KeyboardInterrupt wherever Python happens
+to be: in a compiled step or in the middle of a checkpoint write (JAX runs were seen to end
+in a segmentation fault), or in Keras' ``model.save`` of an epoch's checkpoint, whose bare
+``except:`` around opening the weights store (keras/src/saving/saving_lib.py) swallows it,
+so the run went on to its last epoch. The first one is noted and the training stops at the
+next step boundary with :class:`Interrupted` (a ``KeyboardInterrupt``), ``metrics.json``
+saying ``interrupted`` and the run resumable from its last finished epoch; a second Ctrl-C
+interrupts at once.
 
 A task registers itself with :func:`register_task` under its ``name`` (the run directory
 prefix, and the key that sweeps and experiments find it by), so a new kind of run is one new
