@@ -30,6 +30,8 @@ from ibvae.errors import IbvaeError, one_of
 from ibvae.files import write_text
 
 C = TypeVar("C", bound="Config")
+#: the seeds NumPy and every Keras backend accept (``keras.utils.set_random_seed``)
+SEED_BOUNDS = {"ge": 0, "lt": 2**32}
 _BOUNDS = {"ge": (">=", operator.ge), "gt": (">", operator.gt), "le": ("<=", operator.le),
            "lt": ("<", operator.lt)}
 
@@ -50,6 +52,12 @@ def option(
     if isinstance(default, list | dict):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def seed_option(default: int, help: str) -> Any:
+    """A seed field, bounded to what NumPy and the backends accept, so a bad seed is the
+    field's one-line error and not a traceback from deep inside the first draw."""
+    return option(default, help, **SEED_BOUNDS)
 
 
 def section(cls: type[Config], help: str) -> Any:
@@ -171,7 +179,8 @@ def _check_bounds(name: str, value: Any, metadata: Mapping[str, Any]) -> None:
         bound = metadata.get(key)
         if bound is not None and any(v is not None and not holds(v, bound) for v in items):
             what = f"every entry of {name}" if isinstance(value, list) else name
-            raise IbvaeError(f"{what} must be {symbol} {bound:g}, got {value!r}")
+            shown = bound if isinstance(bound, int) else f"{bound:g}"
+            raise IbvaeError(f"{what} must be {symbol} {shown}, got {value!r}")
 
 
 def _checked(field: dataclasses.Field, tp: Any, value: Any) -> Any:
@@ -278,6 +287,30 @@ def apply_overrides(cls: type[Config], values: dict[str, Any], overrides: Mappin
     return values
 
 
+class _DuplicateKey(Exception):
+    """A mapping of a YAML file names one key twice."""
+
+
+def _unique_keys_loader() -> type:
+    """PyYAML's safe loader, refusing a key given twice in one mapping: plain YAML keeps the
+    last one silently, so a value written higher up would be ignored without a word."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise _DuplicateKey(
+                        f"key {key!r} appears twice (lines {seen[key]} and {line})")
+                seen[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """A YAML mapping from a file; a missing, unreadable or non-mapping file is an error."""
     path = Path(path)
@@ -286,7 +319,9 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     import yaml  # here, not at module level: ``import ibvae`` works without PyYAML (GPU box)
 
     try:
-        loaded = yaml.safe_load(path.read_text())
+        loaded = yaml.load(path.read_text(), Loader=_unique_keys_loader())
+    except _DuplicateKey as e:
+        raise IbvaeError(f"config file {path}: {e}; keep one of them") from e
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise IbvaeError(f"config file {path} is not valid YAML: {e}".splitlines()[0]) from e
     if loaded is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ibvae.config import Config, option
+from ibvae.config import Config, option, seed_option
 from ibvae.distribute import Distribution
 
 
@@ -20,7 +20,9 @@ class TrainingSection(Config):
     learning_rate: float = option(
         0.001, "learning rate (the initial one under a schedule)", gt=0, aliases=("--lr",)
     )
-    seed: int = option(0, "seed of the weights, the noise and any split drawn from the training set")
+    seed: int = seed_option(
+        0, "seed of the weights, the noise and any split drawn from the training set"
+    )
     distribution: Distribution = option(
         "none", "none (one device) or data_parallel (one replica per visible device)"
     )
@@ -39,4 +41,4 @@ class GeneratorSection(Config):
         ge=0,
     )
     test: int = option(10_000, "test images (from the source's test set)", ge=0)
-    seed: int = option(0, "seed; each split has its own generator")
+    seed: int = seed_option(0, "seed; each split has its own generator")

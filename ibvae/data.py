@@ -78,35 +78,48 @@ def _image_array(name: str, x: Any, origin: str) -> np.ndarray:
     return x
 
 
-def _own_scale(x: np.ndarray) -> float:
-    """255 for integer grey levels or floats above 1, else 1."""
-    return 255.0 if np.issubdtype(x.dtype, np.integer) or x.max(initial=0) > 1 else 1.0
+def _own_scale(x: np.ndarray) -> float | None:
+    """The scale an array's values say it has: integers up to 1 are binary images (0/1, so
+    binarized MNIST stored as uint8 stays black and white), other integers and floats above 1
+    are 0-255 grey levels, other floats are [0, 1]; ``None`` for all zeros, which fit both."""
+    top = x.max(initial=0)
+    if top == 0:
+        return None
+    if np.issubdtype(x.dtype, np.integer):
+        return 1.0 if top <= 1 else 255.0
+    return 255.0 if top > 1 else 1.0
+
+
+SCALE_NAMES = {255.0: "0-255 grey levels", 1.0: "[0, 1] (0/1 integers: binary images)",
+               None: "all zeros"}
 
 
 def pixel_scale(arrays: dict[str, Any], origin: str) -> float:
-    """One pixel scale for a whole dataset (255: grey levels, 1: already in [0, 1]), decided
-    once from all its image arrays; arrays that disagree are refused, each with its range."""
+    """One pixel scale for a whole dataset (255: grey levels, 1: already in [0, 1] or 0/1
+    integers), decided once from all its image arrays' dtypes and values; arrays that
+    disagree are refused, each with its range."""
     checked = {name: _image_array(name, x, origin) for name, x in arrays.items() if x is not None}
     scales = {name: _own_scale(x) for name, x in checked.items()}
-    if len(set(scales.values())) > 1:
+    found = set(scales.values()) - {None}
+    if len(found) > 1:
         ranges = ", ".join(
-            f"{name} {x.dtype} in [{x.min():g}, {x.max():g}] "
-            f"({'0-255 grey levels' if scales[name] == 255 else '[0, 1]'})"
+            f"{name} {x.dtype} in [{x.min():g}, {x.max():g}] ({SCALE_NAMES[scales[name]]})"
             for name, x in checked.items()
         )
         raise IbvaeError(
             f"{origin}: the image arrays use different pixel scales: {ranges}; give them all "
-            "the same scale (uint8 0-255, or floats in [0, 1])"
+            "the same scale (uint8 0-255, 0/1 integers, or floats in [0, 1])"
         )
-    return next(iter(scales.values()), 1.0)
+    return found.pop() if found else 1.0
 
 
 def as_images(name: str, x: Any, origin: str, scale: float | None = None) -> np.ndarray:
-    """uint8 [0, 255] or float [0, 1] arrays of (N, H, W) or (N, H, W, C) -> float32 NHWC in
-    [0, 1], dividing by ``scale`` (default: the array's own, see :func:`pixel_scale`);
-    anything else raises :class:`IbvaeError` naming ``origin`` and ``name``."""
+    """uint8 [0, 255], 0/1 integer or float [0, 1] arrays of (N, H, W) or (N, H, W, C) ->
+    float32 NHWC in [0, 1], dividing by ``scale`` (default: the array's own, see
+    :func:`pixel_scale`); anything else raises :class:`IbvaeError` naming ``origin`` and
+    ``name``."""
     x = _image_array(name, x, origin)
-    scale = _own_scale(x) if scale is None else scale
+    scale = (_own_scale(x) or 1.0) if scale is None else scale
     if x.max(initial=0) > scale:
         raise IbvaeError(f"{origin}: {name} pixels must lie in [0, 1] like the other arrays")
     x = x.astype(np.float32)

@@ -8,9 +8,15 @@ A run directory holds ``config.yaml`` (fully resolved), ``model.keras``, ``best_
 
 It is either complete enough to resume or not there at all: it appears in one rename, with
 its ``config.yaml`` already inside; a start that fails before its first epoch ends removes
-it again; a run that dies later keeps it for ``--resume``. Nothing that exists is deleted
-(``--overwrite``) before the config, the data and the model have been checked and the lock
-is taken.
+it again; a run that dies later keeps it for ``--resume``.
+
+``--overwrite`` builds the new run beside the old one (``.NAME.new-PID``, the old run locked
+meanwhile) and swaps it in with one rename when it can replace it: when it finishes, when it
+stops on a non-finite loss (the failure is recorded there), or when it is interrupted or
+crashes after at least one finished epoch (so it can be resumed). Interrupted or crashed
+before its first epoch ends, it is removed and the old run stays as it was; a process killed
+outright (SIGKILL) leaves the old run as it was too, and the new one's folder beside it.
+A run directory given as a symbolic link is written where the link points, the link kept.
 """
 
 from __future__ import annotations
@@ -129,17 +135,23 @@ def lock(run_dir: Path, what: str = "training process") -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _has_progress(run_dir: Path) -> bool:
+def has_progress(run_dir: Path) -> bool:
     """At least one finished epoch (a row in the history CSV): enough to ``--resume``."""
     history = run_dir / "history.csv"
     return history.is_file() and len(history.read_text().strip().splitlines()) > 1
 
 
-def _create(run_dir: Path, config: cfg.Config) -> None:
-    """Make ``run_dir`` appear in one rename, with its config and ``figures/`` inside."""
+def _staging(run_dir: Path) -> Path:
+    """A hidden sibling of ``run_dir`` for this process, empty, with ``figures/`` inside."""
     staging = run_dir.parent / f".{run_dir.name}.new-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "figures").mkdir(parents=True)
+    return staging
+
+
+def _create(run_dir: Path, config: cfg.Config) -> None:
+    """Make ``run_dir`` appear in one rename, with its config and ``figures/`` inside."""
+    staging = _staging(run_dir)
     save_config(config, staging)
     try:
         os.rename(staging, run_dir)  # replaces an empty directory, refuses a full one
@@ -149,13 +161,52 @@ def _create(run_dir: Path, config: cfg.Config) -> None:
                          "another --out") from e
 
 
+def _swap_in(new: Path, run_dir: Path) -> None:
+    """Replace ``run_dir`` by ``new`` (a sibling): two renames, then the old one deleted."""
+    old = run_dir.parent / f".{run_dir.name}.old-{os.getpid()}"
+    shutil.rmtree(old, ignore_errors=True)
+    os.rename(run_dir, old)
+    os.rename(new, run_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _replacing(run_dir: Path, config: cfg.Config) -> Iterator[Path]:
+    """The body trains into a sibling of the existing run ``run_dir`` (which stays locked and
+    untouched) that replaces it when it can (see the module docstring)."""
+    with lock(run_dir):  # refuse to replace a run another process is training in; hold it
+        new = _staging(run_dir)
+        save_config(config, new)
+        try:
+            with lock(new):
+                yield new
+        except TrainingFailed:
+            _swap_in(new, run_dir)
+            raise
+        except BaseException:
+            if has_progress(new):
+                _swap_in(new, run_dir)
+            else:
+                shutil.rmtree(new, ignore_errors=True)
+            raise
+        _swap_in(new, run_dir)
+
+
+def real_run_dir(run_dir: Path) -> Path:
+    """``run_dir`` with symbolic links resolved: a linked run directory is written where
+    the link points, and the link stays."""
+    return Path(os.path.realpath(run_dir))
+
+
 @contextlib.contextmanager
 def run_directory(
     run_dir: Path | None, config: cfg.Config, resume: bool, overwrite: bool
 ) -> Iterator[Path | None]:
     """The run directory for the body of a training, locked (see the module docstring).
     ``None``: a run that writes nothing (the Python API's ``run_dir=None``). In a
-    multi-process job only process 0 gets it; the others get a private temporary folder."""
+    multi-process job only process 0 gets it; the others get a private temporary folder.
+    The body gets the folder it writes into: ``run_dir`` itself, or under ``overwrite`` of an
+    existing run the new run's folder beside it, which becomes ``run_dir`` when the body ends."""
     if run_dir is None:
         yield None
         return
@@ -163,15 +214,15 @@ def run_directory(
         with worker_directory(run_dir, resume) as private:
             yield private
         return
+    run_dir = real_run_dir(run_dir)
     if resume:
         with lock(run_dir):
-            save_config(config, run_dir)
             yield run_dir
         return
-    if overwrite and run_dir.exists():
-        with lock(run_dir):  # refuse to delete a run another process is training in
-            pass
-        shutil.rmtree(run_dir)
+    if overwrite and run_dir.exists() and any(run_dir.iterdir()):
+        with _replacing(run_dir, config) as new:
+            yield new
+        return
     _create(run_dir, config)
     try:
         with lock(run_dir):
@@ -179,20 +230,24 @@ def run_directory(
     except TrainingFailed:
         raise
     except BaseException:
-        if not _has_progress(run_dir):
+        if not has_progress(run_dir):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
 
-def fail_run(run_dir: Path | None, failure: str, what_to_try: str) -> None:
+def fail_run(
+    run_dir: Path | None, failure: str, what_to_try: str, shown: Path | None = None
+) -> None:
     """Record a training that stopped on its own in ``metrics.json`` and raise
-    :class:`TrainingFailed` with one line saying what happened and what to try."""
+    :class:`TrainingFailed` with one line saying what happened and what to try (naming the
+    run as ``shown``, where it will be once the body of :func:`run_directory` ends)."""
     where = ""
     if run_dir is not None:
         update_metrics(run_dir, {"status": "failed", "failure": failure})
-        kept = (f"the last finite weights are in {run_dir}/best_model.keras"
+        name = shown or run_dir
+        kept = (f"the last finite weights are in {name}/best_model.keras"
                 if (run_dir / "best_model.keras").is_file() else "no epoch ended with finite weights")
-        where = f"; {kept}; {run_dir}/metrics.json records the failure"
+        where = f"; {kept}; {name}/metrics.json records the failure"
     raise TrainingFailed(f"training stopped: {failure}; {what_to_try}{where}")
 
 
@@ -248,6 +303,21 @@ def check_resume(run_dir: Path, config: cfg.Config) -> None:
             f"{', '.join(sorted(may_change)) or 'nothing'} may change on resume (start a new run "
             "with another --out instead)"
         )
+
+
+def test_data_path(run_dir: str | Path, saved: str | None, override: str | None) -> str | None:
+    """The data file a tool reloads a run's test set from: ``override`` (``--data``), else the
+    file the run's config names. A run trained on data passed from Python has no such file
+    (its config names none, and the default dataset would be another test set): refused,
+    asking for ``--data``."""
+    if override is not None:
+        return override
+    if read_metrics(Path(run_dir)).get("data_from_config") is False:
+        raise IbvaeError(
+            f"{run_dir} was trained on data passed from Python, which its config does not "
+            "name; pass --data FILE.npz with its test images (x_test) to use this run"
+        )
+    return saved
 
 
 def save_config(config: cfg.Config, run_dir: Path) -> Path:

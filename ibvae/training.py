@@ -8,6 +8,21 @@ directory (:func:`ibvae.runs.run_directory`), fits with the run callbacks, recor
 training that stopped on a non-finite loss (:func:`ibvae.runs.fail_run`), and writes the run
 facts beside the task's report in ``metrics.json``.
 
+What a run directory knows from its start: the fingerprint of the data it trains on (the
+sizes and a SHA-256 of the fit arrays, :func:`data_fingerprint`) and whether those data came
+from the config (``data_from_config``; tools that reload the test set refuse a run trained on
+arrays without ``--data``). A resume whose data differ is refused before anything is written,
+and its ``config.yaml`` (e.g. more ``epochs``) is written once its first epoch has ended.
+
+Ctrl-C (SIGINT) during ``fit`` does not raise a KeyboardInterrupt wherever Python happens
+to be: in a compiled step or in the middle of a checkpoint write (JAX runs were seen to end
+in a segmentation fault), or in Keras' ``model.save`` of an epoch's checkpoint, whose bare
+``except:`` around opening the weights store (keras/src/saving/saving_lib.py) swallows it,
+so the run went on to its last epoch. The first one is noted and the training stops at the
+next step boundary with :class:`Interrupted` (a ``KeyboardInterrupt``), ``metrics.json``
+saying ``interrupted`` and the run resumable from its last finished epoch; a second Ctrl-C
+interrupts at once.
+
 A task registers itself with :func:`register_task` under its ``name`` (the run directory
 prefix, and the key that sweeps and experiments find it by), so a new kind of run is one new
 module that subclasses :class:`Task`.
@@ -15,9 +30,13 @@ module that subclasses :class:`Task`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -144,11 +163,106 @@ def _fit_arrays(plan: distribute.Plan, loaded: Loaded, batch_size: int) -> Fitte
     return Fitted(x, y, x_valid, y_valid, per_process)
 
 
+class Interrupted(KeyboardInterrupt):
+    """A training stopped by Ctrl-C at a step boundary; the message says how to resume."""
+
+
+class _StopAtStep(keras.callbacks.Callback):
+    """Raises :class:`Interrupted` at the first step boundary after ``requested`` is set (by
+    the SIGINT handler), outside any compiled call, before the epoch is recorded as done."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requested = False
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        if self.requested:
+            raise Interrupted("training interrupted (Ctrl-C)")
+
+    on_test_batch_end = on_train_batch_end
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def _sigint_stops_at_a_step(stopper: _StopAtStep) -> Iterator[None]:
+    """For the body: the first SIGINT asks ``stopper`` to stop at the next step and restores
+    the previous handler, so a second one interrupts at once; the old handler is back after."""
+    previous = signal.getsignal(signal.SIGINT) if _in_main_thread() else None
+    if previous in (None, signal.SIG_IGN):
+        # handlers can only be set in the main thread; an ignored SIGINT (a background job,
+        # nohup) stays ignored
+        yield
+        return
+
+    def request(signum, frame) -> None:
+        stopper.requested = True
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, request)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _SaveConfigOnce(keras.callbacks.Callback):
+    """Writes a resumed run's ``config.yaml`` when its first epoch has ended: a resume that
+    fails before that leaves the run's config as it was."""
+
+    def __init__(self, config: cfg.Config, run_dir: Path) -> None:
+        super().__init__()
+        self.config, self.run_dir, self.saved = config, run_dir, False
+
+    def save(self) -> None:
+        if not self.saved:
+            runs.save_config(self.config, self.run_dir)
+            self.saved = True
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        self.save()
+
+
+def data_fingerprint(loaded: Loaded) -> dict[str, Any]:
+    """The shapes, dtypes and one SHA-256 of the arrays a run fits on (before the cut to whole
+    batches): what a resume compares, so data changed under the same path are noticed."""
+    digest = hashlib.sha256()
+    shapes = {}
+    for name in ("x_train", "y_train", "x_valid", "y_valid"):
+        a = getattr(loaded, name)
+        if a is None:
+            continue
+        a = np.ascontiguousarray(a)
+        shapes[name] = [list(a.shape), str(a.dtype)]
+        digest.update(f"{name}{a.shape}{a.dtype}".encode())
+        digest.update(memoryview(a.reshape(-1)).cast("B"))
+    return {"arrays": shapes, "sha256": digest.hexdigest()}
+
+
+def check_same_data(run_dir: Path, fingerprint: dict[str, Any]) -> None:
+    """Refuse to resume ``run_dir`` on data other than those it started on (runs that predate
+    the fingerprint are not checked)."""
+    saved = runs.read_metrics(run_dir).get("data_fingerprint")
+    if saved is None or saved == fingerprint:
+        return
+    if saved.get("arrays") != fingerprint["arrays"]:
+        what = f"arrays {saved.get('arrays')} -> {fingerprint['arrays']}"
+    else:
+        what = f"same shapes, SHA-256 {saved['sha256'][:12]} -> {fingerprint['sha256'][:12]}"
+    raise IbvaeError(
+        f"cannot resume {run_dir}: its training data changed since it started ({what}); "
+        "restore the data it was trained on, or start a new run with another --out"
+    )
+
+
 def _run_facts(
     plan: distribute.Plan, loaded: Loaded, fitted: Fitted, seconds: list[float]
 ) -> dict[str, Any]:
     processes = distribute.process_count()
     n_train = len(fitted.x) * processes
+    n_val = 0 if fitted.x_valid is None else len(fitted.x_valid) * processes
     total = max(sum(seconds), 1e-9)
     return {
         "status": "completed",
@@ -156,8 +270,12 @@ def _run_facts(
         "devices": plan.replicas,
         "processes": processes,
         "data_source": loaded.source,
+        "batch_size": fitted.batch_size * processes,
         "n_train": n_train,
-        "n_val": 0 if fitted.x_valid is None else len(fitted.x_valid) * processes,
+        "n_val": n_val,
+        # images left out by the cut to whole batches (data_parallel), so the counts add up
+        "n_train_dropped": len(loaded.x_train) - n_train,
+        "n_val_dropped": (0 if loaded.x_valid is None else len(loaded.x_valid)) - n_val,
         "epochs_run": len(seconds),
         "epoch_seconds": seconds,
         "train_seconds": round(total, 1),
@@ -188,8 +306,11 @@ def train(
             refused if it holds another run, unless ``resume`` or ``overwrite``).
         callbacks: extra Keras callbacks for ``fit``.
         resume: continue the run in ``run_dir`` from its Keras backup (only the config's
-            ``resumable`` fields may differ from its ``config.yaml``).
-        overwrite: replace whatever ``run_dir`` holds.
+            ``resumable`` fields may differ from its ``config.yaml``, and the data must be
+            those it started on).
+        overwrite: replace the run in ``run_dir``; the new run is built beside it and takes
+            its place once it can (see :mod:`ibvae.runs`), so a crash or Ctrl-C before its
+            first epoch ends leaves the old run as it was.
         verbose: Keras' ``fit`` verbosity (``"auto"``: a progress bar on a terminal, one
             line per epoch otherwise).
         log: receives the few lines a user must see (data, run directory).
@@ -202,6 +323,9 @@ def train(
     t = config.train
     out = runs.plan_run(run_dir, task.name, config, resume, overwrite)
     loaded = task.load(config, data, say)
+    fingerprint = None if out is None else data_fingerprint(loaded)
+    if resume and distribute.is_main_process():
+        check_same_data(out, fingerprint)
     runs.set_seed(t.seed)
     plan = distribute.Plan(t.distribution, t.batch_size)
     with plan.scope():  # the model is built before anything in `out` is touched
@@ -210,21 +334,50 @@ def train(
     with plan.scope():
         task.compile(model, config, -(-len(fitted.x) // fitted.batch_size))
     with runs.run_directory(out, config, resume, overwrite) as here:
+        final = None if out is None else runs.real_run_dir(out)  # `here` until an overwrite ends
         if out is not None:
             say(f"run directory: {out}  (backend: {keras.backend.backend()}, "
                 f"{plan.replicas} device(s), {distribute.process_count()} process(es))")
+            # "started" until the run ends (completed / failed / interrupted): a resumed run
+            # that dies is then never read as the completed run it was before
+            runs.update_metrics(here, {"status": "started", "data_fingerprint": fingerprint,
+                                       "data_from_config": data is None})
         validation = (None if fitted.x_valid is None
                       else task.validation_data(model, fitted.x_valid, fitted.y_valid))
         fit = training_callbacks(here, resume, task.monitor(validation is not None), callbacks)
+        stopper = _StopAtStep()
+        ours = [stopper]
+        config_writer = None
+        if resume and here is not None:
+            config_writer = _SaveConfigOnce(config, here)
+            ours.append(config_writer)
         if verbose == "auto" and not sys.stdout.isatty():
             verbose = 2  # one line per epoch in logs and pipes, not a progress bar
-        with plan.scope():
-            model.fit(fitted.x, fitted.y, batch_size=fitted.batch_size, epochs=t.epochs,
-                      validation_data=validation, callbacks=fit.all, verbose=verbose)
+        try:
+            with plan.scope(), _sigint_stops_at_a_step(stopper):
+                model.fit(fitted.x, fitted.y, batch_size=fitted.batch_size, epochs=t.epochs,
+                          validation_data=validation, callbacks=[*ours, *fit.all],
+                          verbose=verbose)
+        except Interrupted:
+            if here is None:
+                raise
+            runs.update_metrics(here, {"status": "interrupted"})
+            if runs.has_progress(here):
+                raise Interrupted(
+                    f"training interrupted (Ctrl-C); {final} keeps its last finished epoch: "
+                    f"continue it with --resume --out {final} (Python: resume=True)"
+                ) from None
+            kept = (f"the run that was in {final} is unchanged" if overwrite and here != final
+                    else "nothing was kept")
+            raise Interrupted(
+                f"training interrupted (Ctrl-C) before its first epoch ended; {kept}"
+            ) from None
+        if config_writer is not None:
+            config_writer.save()
         if fit.guard.failure:
-            runs.fail_run(here, fit.guard.failure, task.failure_hint)
+            runs.fail_run(here, fit.guard.failure, task.failure_hint, shown=final)
         metrics = _run_facts(plan, loaded, fitted, epoch_seconds(here, fit.timer))
         metrics.update(task.report(model, config, loaded, here))
         if here is None:
             return model, runs.jsonable(metrics)
-        return model, {**runs.update_metrics(here, metrics), "run_dir": str(here)}
+        return model, {**runs.update_metrics(here, metrics), "run_dir": str(final)}

@@ -151,5 +151,11 @@ def progress(split: str, done: int, total: int) -> None:
 
 
 def run(main: Callable[[list[str] | None], Any]) -> None:
-    """``sys.exit`` with ``main``'s exit code: 0, or 2 after one ``error:`` line."""
-    sys.exit(script_entry(main)())
+    """``sys.exit`` with ``main``'s exit code: 0, or 2 after one ``error:`` line; Ctrl-C is
+    one ``interrupted:`` line (what was kept, how to resume) and exit code 130."""
+    try:
+        code = script_entry(main)()
+    except KeyboardInterrupt as e:
+        print(f"interrupted: {e}" if str(e) else "interrupted (Ctrl-C)", file=sys.stderr)
+        code = 130
+    sys.exit(code)

@@ -72,7 +72,17 @@ def test_the_entry_points_train_data_parallel_and_record_the_devices(backend, da
     for kind in ("vae", "classifier"):
         metrics = json.loads((tmp_path / kind / "metrics.json").read_text())
         assert metrics["devices"] == 2 and metrics["processes"] == 1, kind
+        # what fit saw: whole batches only, the rest counted as dropped
+        n_train, n_val, batch = metrics["n_train"], metrics["n_val"], metrics["batch_size"]
+        assert n_train % batch == 0 and n_val % batch == 0, metrics
+        assert metrics["n_train_dropped"] < batch and metrics["n_val_dropped"] <= 20, metrics
         assert metrics["status"] == "completed" and (tmp_path / kind / "model.keras").is_file()
+    vae = json.loads((tmp_path / "vae" / "metrics.json").read_text())
+    # 400 images: 20 held out (fewer than a batch of 50: no validation), 380 -> 7 batches
+    assert (vae["n_train"], vae["n_train_dropped"], vae["n_val"], vae["n_val_dropped"]) == (
+        350, 30, 0, 20)
+    cls = json.loads((tmp_path / "classifier" / "metrics.json").read_text())
+    assert (cls["n_train"], cls["n_val"], cls["batch_size"]) == (64, 16, 16)
 
 
 def test_a_batch_that_does_not_split_over_the_devices_is_one_line(tmp_path):

@@ -45,6 +45,17 @@ def world(tmp_path_factory):
     np.savez(root / "flat_side.npz", x_train=np.zeros((10, 0, 28)), x_test=np.zeros((10, 0, 28)))
     (root / "empty.npz").write_bytes(b"")
     (root / "a_file").write_text("not a directory")
+    (root / "dir.npz").mkdir()
+    np.savez(root / "small.npz", x_train=x[:20, :14, :14], x_test=xt[:20, :14, :14])
+    np.savez(root / "big_label.npz", x_train=np.zeros((8, 32, 32), np.uint8),
+             y_train=np.array([0, 1, 2, 3, 4, 5, 6, 500000]),
+             x_test=np.zeros((4, 32, 32), np.uint8), y_test=np.arange(4))
+    (root / "dup.yaml").write_text("model:\n  beta: 0.5\n  beta: 2.0\n")
+    import ibvae  # a run trained on arrays from Python: its config names no data file
+
+    config = ibvae.VAEConfig(model={"latent": "gaussian", "latent_dim": 2, "hidden": [8]},
+                             train={"epochs": 1})
+    ibvae.train_vae(config, data=(x, xt), run_dir=root / "arrays_vae", verbose=0)
     vae_flags = ["--dataset", "npz", "--data", str(root / "mnist.npz"), "--epochs", "1",
                  "--hidden", "16", "--latent-dim", "2", "--latent", "gaussian"]
     assert script("train_vae")([*vae_flags, "--out", str(root / "vae")]) == 0
@@ -94,6 +105,18 @@ CASES = [
     ("train_vae", "--out {root}/vae", "already exists"),
     ("make_cluttered_mnist", "--out {root}/cl.npz", "already exists"),
     ("sample_vae", "{root}/nowhere", "is not a run directory"),
+    ("train_vae", "--seed -1 --out {root}/new", "seed must be >= 0, got -1"),
+    ("train_classifier", "--seed 4294967296 --data {root}/cl.npz --out {root}/new",
+     "seed must be < 4294967296"),
+    ("make_cluttered_mnist", "--seed -1 --out {root}/new.npz", "seed must be >= 0"),
+    ("evaluate_vae", "{root}/vae --seed -1", "seed must be >= 0"),
+    ("make_cluttered_mnist", "--out {root}/dir.npz --overwrite", "is a directory"),
+    ("interpolate_vae", "{root}/vae --data {root}/small.npz", "but the model expects"),
+    ("evaluate_vae", "{root}/arrays_vae", "trained on data passed from Python"),
+    ("interpolate_vae", "{root}/arrays_vae", "pass --data FILE.npz"),
+    ("train_classifier", "--data {root}/big_label.npz --out {root}/new",
+     "has a label 500000; labels must be class indices 0 .. K-1 with K <= 1000"),
+    ("train_vae", "--config {root}/dup.yaml --out {root}/new", "key 'beta' appears twice"),
 ]
 
 

@@ -75,12 +75,45 @@ def test_a_failed_resume_keeps_the_existing_run(tmp_path):
     assert (run / runs.CONFIG_FILE).is_file()
 
 
-def test_overwrite_starts_from_a_fresh_directory_with_the_new_config(tmp_path):
+def test_overwrite_builds_the_new_run_beside_the_old_one_and_swaps_it_in(tmp_path):
     run = make_run(tmp_path / "run")
     (run / "model.keras").write_text("old")
-    with runs.run_directory(run, CONFIG, False, True):
-        assert not (run / "model.keras").exists() and (run / "figures").is_dir()
-    assert runs.read_run_config(run, VAEConfig) == CONFIG
+    with runs.run_directory(run, CONFIG, False, True) as here:
+        assert here != run and not (here / "model.keras").exists() and (here / "figures").is_dir()
+        assert (run / "model.keras").read_text() == "old"  # untouched while the new one trains
+    assert runs.read_run_config(run, VAEConfig) == CONFIG and not (run / "model.keras").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), RuntimeError("a crash")])
+def test_an_overwrite_stopped_before_its_first_epoch_keeps_the_old_run(tmp_path, error):
+    run = make_run(tmp_path / "run")
+    (run / "model.keras").write_text("old")
+    with pytest.raises(type(error)), runs.run_directory(run, CONFIG, False, True):
+        raise error
+    assert (run / "model.keras").read_text() == "old"
+    assert runs.read_run_config(run, VAEConfig) == VAEConfig()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_an_overwrite_stopped_after_an_epoch_replaces_the_old_run_for_resume(tmp_path):
+    run = make_run(tmp_path / "run")
+    (run / "model.keras").write_text("old")
+    with pytest.raises(KeyboardInterrupt), runs.run_directory(run, CONFIG, False, True) as here:
+        (here / "history.csv").write_text("epoch,loss\n0,1.0\n")
+        raise KeyboardInterrupt
+    assert runs.read_run_config(run, VAEConfig) == CONFIG and not (run / "model.keras").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_overwrite_through_a_symbolic_link_writes_where_it_points(tmp_path):
+    target = make_run(tmp_path / "disk" / "run")
+    (target / "model.keras").write_text("old")
+    (tmp_path / "link").symlink_to(target, target_is_directory=True)
+    with runs.run_directory(tmp_path / "link", CONFIG, False, True):
+        pass
+    assert (tmp_path / "link").is_symlink() and runs.read_run_config(target, VAEConfig) == CONFIG
+    assert not (target / "model.keras").exists()
 
 
 def test_a_run_in_use_is_refused_naming_the_pid(tmp_path):

@@ -25,6 +25,9 @@ from ibvae.errors import IbvaeError, require
 from ibvae.files import read_npz
 
 SPLITS = ("train", "valid", "test")
+#: the most classes a run may have: labels are class indices 0 .. K-1, and a stray raw code
+#: (say 500000) would otherwise build a 500,001-way head and ask for a terabyte
+MAX_CLASSES = 1000
 DATA_FORMS = (
     "data must be a .npz path, ((x_train, y_train), (x_test, y_test)), a mapping "
     "{'train': ..., 'test': ..., ['valid': ...]} of Split or (x, y[, boxes]), or a labelled "
@@ -87,6 +90,12 @@ def make_split(
     require(y is not None, f"{origin}: x_{split} has no labels y_{split}")
     y = as_labels(f"y_{split}", y, len(x), origin)
     require(y.min() >= 0, f"{origin}: y_{split} has negative labels")
+    require(
+        y.max() < MAX_CLASSES,
+        f"{origin}: y_{split} has a label {int(y.max())}; labels must be class indices "
+        f"0 .. K-1 with K <= {MAX_CLASSES} (remap raw codes, e.g. with "
+        "np.unique(y, return_inverse=True))",
+    )
     if boxes is not None:
         boxes = _check_boxes(origin, f"boxes_{split}", boxes, x)
     if distractor_boxes is not None:

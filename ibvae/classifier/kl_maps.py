@@ -152,10 +152,13 @@ class KLMapOptions(Config):
 
 
 def write_kl_maps(
-    model: AllCNN, test: Split, run_dir: str | Path, n: int = 6, batch_size: int = 256
+    model: AllCNN, test: Split, run_dir: str | Path, n: int = 6, batch_size: int = 256,
+    source: str | None = None,
 ) -> dict[str, Any]:
     """KL statistics of ``model`` over the ``test`` split, the heatmap PNG of its first ``n``
-    images (``figures/kl_maps.png``), and the statistics merged into ``metrics.json``."""
+    images (``figures/kl_maps.png``), and the statistics merged into ``metrics.json`` with
+    ``kl_data_source`` (``source``: the data they came from, which need not be the run's;
+    ``None``: the run's own, its ``data_source``)."""
     require(n >= 1, f"n must be >= 1, got {n}")
     require(
         test.boxes is not None, "the test split has no boxes_test; KL lift needs the digit boxes"
@@ -175,7 +178,9 @@ def write_kl_maps(
     )
     keys = ("kl_lift", "kl_lift_max", "kl_auc", "kl_nats", "kl_map_shapes", "kl_border",
             "ink_lift", "ink_auc", "kl_auc_clutter", "ink_auc_clutter", "clutter_cell_fraction")
-    result = {k: stats[k] for k in keys}
+    if source is None:
+        source = runs.read_metrics(Path(run_dir)).get("data_source")
+    result = {**{k: stats[k] for k in keys}, "kl_data_source": source}
     runs.update_metrics(Path(run_dir), result)
     return {**result, "figure": str(figure)}
 
@@ -194,4 +199,5 @@ def evaluate_kl_maps(run_dir: str | Path, options: KLMapOptions | None = None) -
     require(path is not None, "the run's config has no data path; pass --data FILE.npz")
     test = load_classification_npz(path, splits=("test",))["test"]
     require(test.boxes is not None, f"{path} has no boxes_test; KL lift needs the digit boxes")
-    return write_kl_maps(load_classifier(run_dir), test, run_dir, options.n, options.batch_size)
+    return write_kl_maps(load_classifier(run_dir), test, run_dir, options.n, options.batch_size,
+                         source=str(path))

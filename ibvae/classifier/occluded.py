@@ -43,12 +43,13 @@ NO_TASK_DATA = (
 
 
 def as_uint8_images(name: str, x: np.ndarray, origin: str) -> np.ndarray:
-    """(N, H, W[, C]) uint8 grey levels or [0, 1] floats -> (N, H, W, C) uint8."""
+    """(N, H, W[, C]) uint8 grey levels, 0/1 integers or [0, 1] floats -> (N, H, W, C) uint8
+    grey levels."""
     x = np.asarray(x)
     scale = pixel_scale({name: x}, origin)  # also checks shape, finiteness and range
     if x.ndim == 3:
         x = x[..., None]
-    if x.dtype == np.uint8:
+    if x.dtype == np.uint8 and scale == 255:
         return x
     return np.clip(np.rint(x.astype(np.float64) * (255.0 / scale)), 0, 255).astype(np.uint8)
 

@@ -25,7 +25,7 @@ import numpy as np
 from keras import ops
 
 from ibvae import runs
-from ibvae.config import Config, option
+from ibvae.config import Config, option, seed_option
 from ibvae.data import load_dataset
 from ibvae.errors import IbvaeError, require
 from ibvae.vae.config import VAEConfig
@@ -211,6 +211,16 @@ def iw_nll(
     return float(np.mean(math.log(k) - log_sum))
 
 
+def _check_count(name: str, value: Any, low: int, allow_none: bool = False) -> None:
+    """A whole number >= ``low`` (a float such as 2.5 would fail deep inside NumPy)."""
+    if value is None and allow_none:
+        return
+    require(
+        isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= low,
+        f"{name} must be an integer >= {low}{' or None' if allow_none else ''}, got {value!r}",
+    )
+
+
 def evaluate_vae(
     model: VAE,
     x: np.ndarray,
@@ -225,14 +235,9 @@ def evaluate_vae(
     ``iw_note`` for the log-uniform latent, or when ``iw`` is 0 / None), ``active_units`` and
     the per-unit statistics, the Gaussian-copula ``total_correlation`` with its shuffled
     baseline and excess (:mod:`ibvae.vae.metrics`), ``elbo_is_bound``."""
-    x = np.asarray(x)
-    require(x.ndim >= 2 and len(x) >= 1, f"x must be a non-empty batch of images, got {x.shape}")
-    require(
-        tuple(x.shape[1:]) == model.image_shape,
-        f"images have shape {tuple(x.shape[1:])} but the model expects {model.image_shape}",
-    )
-    require(n_samples >= 1, f"n_samples must be >= 1, got {n_samples}")
-    targets = model.eval_targets(x)
+    _check_count("iw", iw, allow_none=True, low=0)
+    _check_count("n_samples", n_samples, low=1)
+    targets = model.eval_targets(x)  # checks the images (model.check_images)
     report: dict[str, Any] = neg_elbo(model, targets, n_samples=n_samples, seed=seed)
     report["iw_nll"], report["iw_k"] = None, None
     if not model.elbo_is_bound:
@@ -259,7 +264,7 @@ class EvaluateOptions(Config):
     iw: int = option(1000, "importance samples per image for the IW-NLL", ge=1)
     n_test: int | None = option(None, "evaluate only the first N test images", ge=1)
     elbo_samples: int = option(1, "posterior draws for the ELBO", ge=1)
-    seed: int = option(0, "seed of the evaluation noise")
+    seed: int = seed_option(0, "seed of the evaluation noise")
     data: str | None = option(None, "override the run's data path")
 
 
@@ -271,7 +276,8 @@ def evaluate_run(
     options = options or EvaluateOptions()
     config = runs.read_run_config(run_dir, VAEConfig)
     model = load_vae(Path(run_dir) / "model.keras")
-    dataset = load_dataset(config.train.dataset, options.data or config.train.data)
+    path = runs.test_data_path(run_dir, config.train.data, options.data)
+    dataset = load_dataset(config.train.dataset, path)
     x = dataset.x_test[: options.n_test]
     report = evaluate_vae(
         model, x, iw=options.iw, n_samples=options.elbo_samples, seed=options.seed,

@@ -38,8 +38,9 @@ from keras import ops
 
 from ibvae import config as cfg
 from ibvae import runs
-from ibvae.data import binarize_fixed
-from ibvae.errors import IbvaeError
+from ibvae.config import SEED_BOUNDS
+from ibvae.data import as_images, binarize_fixed
+from ibvae.errors import IbvaeError, require
 from ibvae.layers import GaussianSampler, InformationDropout
 from ibvae.vae.config import VAEModelConfig, check_prior_shape
 from ibvae.vae.nets import build_decoder, build_encoder
@@ -112,7 +113,14 @@ class VAE(keras.Model):
             :class:`~ibvae.vae.config.VAEModelConfig` (``prior_shape="unit"``: one learned
             log-normal prior per latent unit)
             (the same checks apply).
-        seed: seed of the latent noise and of the dynamic binarization.
+        seed: seed of the latent noise and of the dynamic binarization (``None`` or an
+            integer in [0, 2**32)).
+
+    Every method that takes images (``fit``, ``encode``, ``posterior``, ``eval_targets``, and
+    :func:`~ibvae.vae.evaluate.evaluate_vae`) checks them first on the host
+    (:meth:`check_images`): uint8 grey levels are divided by 255 (0/1 integers are binary
+    images), NaN / inf pixels, floats outside [0, 1] and images of another shape are refused
+    with :class:`~ibvae.errors.IbvaeError`; ``decode`` checks its codes alike.
 
     ``compute_metrics`` tracks ``reconstruction``, ``kl`` and ``neg_elbo`` (the negative ELBO
     at beta = 1) in nats per example, for training and validation alike.
@@ -142,11 +150,16 @@ class VAE(keras.Model):
             prior_shape=prior_shape,
         )
         check_prior_shape(latent, prior_shape)
+        require(
+            seed is None or (isinstance(seed, int | np.integer) and not isinstance(seed, bool)
+                             and SEED_BOUNDS["ge"] <= seed < SEED_BOUNDS["lt"]),
+            f"seed must be None or an integer in [0, 2**32), got {seed!r}",
+        )
         self.latent, self.beta, self.targets = latent, float(beta), targets
-        self.seed = seed
+        self.seed = None if seed is None else int(seed)
         self.image_shape, self.latent_shape = _check_networks(encoder, decoder)
         self.encoder, self.decoder = encoder, decoder
-        latent_seed = None if seed is None else int(seed) + 1
+        latent_seed = None if seed is None else (int(seed) + 1) % SEED_BOUNDS["lt"]
         if latent == "gaussian":
             self.latent_layer = GaussianSampler(kl_weight=0.0, seed=latent_seed, name="latent")
         else:
@@ -184,6 +197,69 @@ class VAE(keras.Model):
     def elbo_is_bound(self) -> bool:
         """Only proper priors give an ELBO that bounds ``log p(x)``."""
         return self.latent != "information_dropout"
+
+    # ------------------------------------------------------------------ input checks
+
+    def check_images(self, x: Any, name: str = "x") -> np.ndarray:
+        """``x`` as the float32 ``(N, *image_shape)`` batch the networks take, checked on the
+        host before any compiled call: uint8 / integer grey levels scaled as
+        :func:`ibvae.data.as_images` does (0-255 -> [0, 1]; 0/1 integers are binary images),
+        ``(N, H, W)`` given its channel; NaN / inf, floats outside [0, 1] and another image
+        shape are one :class:`IbvaeError` (Keras would give a shape traceback, NaN losses or
+        codes computed from 0-255 pixels)."""
+        x = np.asarray(x)
+        require(np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_,
+                f"{name} must be numeric images, got dtype {x.dtype}")
+        if x.dtype == np.bool_:
+            x = x.astype(np.uint8)
+        if self.image_shape[-1] == 1 and tuple(x.shape[1:]) == self.image_shape[:-1]:
+            x = x[..., None]
+        require(
+            x.ndim >= 1 and tuple(x.shape[1:]) == self.image_shape and len(x) >= 1,
+            f"{name}: images of shape {x.shape} but the model expects a non-empty batch "
+            f"(N, {', '.join(map(str, self.image_shape))})",
+        )
+        require(bool(np.all(np.isfinite(x))),
+                f"{name} contains NaN or inf pixels; clean the images first")
+        if np.issubdtype(x.dtype, np.floating):
+            lo, hi = float(x.min()), float(x.max())
+            require(lo >= 0 and hi <= 1,
+                    f"{name} pixels must lie in [0, 1] (or be uint8 grey levels 0-255), got "
+                    f"floats in [{lo:g}, {hi:g}]; divide 0-255 floats by 255")
+            return x.astype(np.float32, copy=False)
+        return as_images(name, x, "the VAE's input")
+
+    def check_codes(self, z: Any, name: str = "z") -> np.ndarray:
+        """``z`` as the float32 ``(N, *latent_shape)`` codes the decoder takes (flattened
+        ``(N, latent_dim)`` codes are given their shape), finite, or one :class:`IbvaeError`."""
+        z = np.asarray(z)
+        require(np.issubdtype(z.dtype, np.number),
+                f"{name} must be numeric codes, got dtype {z.dtype}")
+        shapes = (self.latent_shape, (self.latent_dim,))
+        require(
+            z.ndim >= 1 and len(z) >= 1 and tuple(z.shape[1:]) in shapes,
+            f"{name}: codes of shape {z.shape} but the model expects a non-empty batch "
+            + " or ".join(dict.fromkeys(f"(N, {', '.join(map(str, s))})" for s in shapes)),
+        )
+        require(bool(np.all(np.isfinite(z))), f"{name} contains NaN or inf values")
+        return z.reshape(len(z), *self.latent_shape).astype(np.float32, copy=False)
+
+    def _checked_arrays(self, value: Any, name: str) -> Any:
+        """Images given as arrays are checked; datasets and generators go to Keras as is."""
+        if value is None or not (hasattr(value, "__array__") or isinstance(value, list)):
+            return value
+        return self.check_images(value, name)
+
+    def fit(self, x: Any = None, y: Any = None, *args: Any, validation_data: Any = None,
+            **kwargs: Any) -> Any:
+        """Keras' ``fit``, on images checked by :meth:`check_images` (arrays only)."""
+        x = self._checked_arrays(x, "x")
+        if isinstance(validation_data, list | tuple) and len(validation_data) >= 1:
+            validation_data = (self._checked_arrays(validation_data[0], "validation_data"),
+                               *validation_data[1:])
+        elif validation_data is not None:
+            validation_data = self._checked_arrays(validation_data, "validation_data")
+        return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
 
     # ------------------------------------------------------------------ training
 
@@ -233,7 +309,8 @@ class VAE(keras.Model):
     def posterior(self, x: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
         """The latent layer's two inputs for images ``x`` (float64, flattened to
         ``(N, latent_dim)``): ``(features, alpha_logits)`` or ``(mean, log_var)``."""
-        a, b = self.encoder.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0)
+        x = self.check_images(x)
+        a, b = self.encoder.predict(x, batch_size=batch_size, verbose=0)
         a = as_numpy(self.activate(ops.convert_to_tensor(a)))
         return a.reshape(len(a), -1), np.asarray(b, np.float64).reshape(len(b), -1)
 
@@ -245,14 +322,14 @@ class VAE(keras.Model):
 
     def decode(self, z: np.ndarray, logits: bool = False, batch_size: int = 1000) -> np.ndarray:
         """Decoded codes: pixel means in [0, 1] (or the decoder's logits), float32."""
-        z = np.asarray(z, np.float32).reshape(len(z), *self.latent_shape)
+        z = self.check_codes(z)
         out = self.decoder.predict(z, batch_size=batch_size, verbose=0).astype(np.float64)
         return (out if logits else np.exp(-np.logaddexp(0.0, -out))).astype(np.float32)
 
     def eval_targets(self, x: np.ndarray) -> np.ndarray:
         """The fixed evaluation targets of images ``x``: binarized once with a fixed seed, or
         ``x`` itself for continuous targets."""
-        x = np.asarray(x, np.float32)
+        x = self.check_images(x)
         return binarize_fixed(x) if self.targets == "binarized" else x
 
     def noise_scale(self, b: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ibvae import runs
-from ibvae.config import Config, option
+from ibvae.config import Config, option, seed_option
 from ibvae.data import load_dataset
 from ibvae.errors import IbvaeError, one_of, require
 from ibvae.vae.config import VAEConfig
@@ -231,7 +231,7 @@ class SampleOptions(Config):
         "auto: the prior where it is proper (log-normal, Gaussian), else the run's "
         "aggregate-posterior model; or prior / aggregate",
     )
-    seed: int = option(0, "seed of the samples")
+    seed: int = seed_option(0, "seed of the samples")
 
 
 @dataclasses.dataclass
@@ -240,7 +240,7 @@ class InterpolateOptions(Config):
 
     pairs: int = option(8, "pairs of test images", ge=1)
     steps: int = option(10, "codes per pair, both ends included", ge=2)
-    seed: int = option(0, "which test pairs")
+    seed: int = seed_option(0, "which test pairs")
     data: str | None = option(None, "override the run's data path")
 
 
@@ -268,7 +268,8 @@ def interpolate_run(
     config = runs.read_run_config(run_dir, VAEConfig)
     run_dir = Path(run_dir)
     model = load_vae(run_dir / "model.keras")
-    dataset = load_dataset(config.train.dataset, options.data or config.train.data)
+    path = runs.test_data_path(run_dir, config.train.data, options.data)
+    dataset = load_dataset(config.train.dataset, path)
     x = model.eval_targets(dataset.x_test)
     pairs = options.pairs
     require(
