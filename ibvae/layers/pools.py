@@ -160,14 +160,11 @@ class InformationDense(InformationPool):
         units: Integer >= 1, the number of output units.
         activation: Activation of the features, or ``None`` for the prior's default.
         use_bias: Bool, whether the features' ``Dense`` has a bias.
-        prior: ``"log_uniform"`` (ReLU features by default) or ``"log_normal"`` (softplus
-            features by default); see :class:`InformationDropout`.
-        max_alpha: Float > 0, the largest noise scale (see :class:`InformationDropout`).
-        min_alpha: Float >= 0, the floor on the noise scale.
-        kl_weight: Float >= 0, the weight of the KL term added with ``add_loss``
-            (``beta / N_train`` for the paper's classifier scaling).
-        sample_at_inference: Bool, draw noise at inference too.
-        seed: Integer or ``None``, the seed of the noise.
+        **kwargs: :class:`InformationPool`'s arguments: ``prior`` (``"log_uniform"``,
+            ReLU features by default, or ``"log_normal"``, softplus features), ``max_alpha``
+            (default 0.7), ``min_alpha``, ``kl_weight`` (``beta / N_train`` for the paper's
+            classifier scaling), ``sample_at_inference``, ``seed``; and Keras' layer
+            arguments (``name``, ``dtype``, ...).
 
     Call arguments:
         inputs: The input tensor.
@@ -229,14 +226,11 @@ class InformationConv2D(InformationPool):
         padding: ``"same"``, ``"valid"`` or ``"symmetric"`` (see :class:`PaddedConv2D`).
         activation: Activation of the features, or ``None`` for the prior's default.
         use_bias: Bool, whether the features' convolution has a bias.
-        prior: ``"log_uniform"`` (ReLU features by default) or ``"log_normal"`` (softplus
-            features by default); see :class:`InformationDropout`.
-        max_alpha: Float > 0, the largest noise scale (see :class:`InformationDropout`).
-        min_alpha: Float >= 0, the floor on the noise scale.
-        kl_weight: Float >= 0, the weight of the KL term added with ``add_loss``
-            (``beta / N_train`` for the paper's classifier scaling).
-        sample_at_inference: Bool, draw noise at inference too.
-        seed: Integer or ``None``, the seed of the noise.
+        **kwargs: :class:`InformationPool`'s arguments: ``prior`` (``"log_uniform"``,
+            ReLU features by default, or ``"log_normal"``, softplus features), ``max_alpha``
+            (default 0.7), ``min_alpha``, ``kl_weight`` (``beta / N_train`` for the paper's
+            classifier scaling), ``sample_at_inference``, ``seed``; and Keras' layer
+            arguments (``name``, ``dtype``, ...).
 
     Call arguments:
         inputs: The input tensor.
