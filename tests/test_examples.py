@@ -66,6 +66,7 @@ def test_load_run(capsys):
     result = load("load_run").main(["--tiny"])
     out = capsys.readouterr().out
     assert "status completed" in out, out
+    assert "from the aggregate posterior" in out, out  # the log-uniform latent's only sampler
     assert result["samples"].shape == (16, 28, 28, 1)
     assert result["interpolations"].shape == (4, 8, 28, 28, 1)
     assert np.all((result["samples"] >= 0) & (result["samples"] <= 1))

