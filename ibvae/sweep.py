@@ -113,7 +113,9 @@ def sweep_beta(
             ``seed`` from ``options``, everything else from the config.
         out: the sweep directory (created; an existing one must be an experiment's).
         options: betas, seeds and the IW-NLL's number of importance samples.
-        callbacks, verbose, log: as for ``train_vae`` / ``train_classifier``.
+        callbacks: extra Keras callbacks for every point's ``fit``.
+        verbose: Keras' ``fit`` verbosity, as for ``train_vae`` / ``train_classifier``.
+        log: receives one line per point as it starts and ends.
 
     Returns ``{"rows": [...], "csv": path, "tables": [paths], "figures": [paths]}`` (rows as
     read back from ``results.csv``).

@@ -2,7 +2,7 @@
 """Generate Occluded Fashion-MNIST (the paper's Occluded CIFAR, offline) into one .npz: each
 task image with an MNIST digit pasted over part of it.
 
-    python scripts/make_occluded.py --task-data /usr/share/datasets/fashion-mnist \
+    python scripts/make_occluded.py --task-data /path/to/fashion-mnist \
         --occluder-data /path/to/mnist.npz --out runs/data/occluded.npz
 
 --task-data and --occluder-data: an .npz (x_train, y_train, x_test, y_test) or a folder of the

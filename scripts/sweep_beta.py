@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 r"""Sweep beta: train one config (or several, e.g. one per latent) for every beta and seed, one
-run directory per point, then write SWEEP_DIR/sweep.csv and SWEEP_DIR/figures/
-(rate_distortion.png, metrics_vs_beta.png).
+run directory per point, then write SWEEP_DIR/results.csv, SWEEP_DIR/tables/sweep.md (mean ± sd
+over the seeds) and SWEEP_DIR/figures/ (rate_distortion.png, metrics_vs_beta.png).
 
     python scripts/sweep_beta.py --config configs/vae_mnist.yaml --betas 0.1 1 10 \
         --out runs/sweep --epochs 5 --data /path/to/mnist.npz
@@ -13,7 +13,7 @@ run directory per point, then write SWEEP_DIR/sweep.csv and SWEEP_DIR/figures/
 The config's kind (VAE or classifier) comes from its keys, or from --kind. Every training
 flag of train_vae.py / train_classifier.py (for that kind) applies to every point, except
 --beta and --seed, which the sweep sets from --betas and --seeds. Points live in
-SWEEP_DIR/<config name>/beta<b>_seed<s>. Run the same command again to continue: finished
+SWEEP_DIR/<config name>/beta=<b>,seed=<s>. Run the same command again to continue: finished
 points are skipped, an interrupted point resumes from its last epoch, a point asked for more
 --epochs is extended. VAE rows hold rate (KL), distortion (reconstruction), neg-ELBO, IW-NLL
 (k = --iw; not for the log-uniform latent), active units and total correlation; classifier

@@ -7,7 +7,7 @@
 Flags override the YAML config (--config, default configs/vae_mnist.yaml; with --resume, the
 run's own config.yaml: see --resume for what may change). The backend
 is Keras' choice: KERAS_BACKEND=jax trained 1.4-1.7x faster than TensorFlow on a 2-core CPU
-(docs/VAE.md).
+(docs/results/earlier-vae.md).
 """
 
 from __future__ import annotations

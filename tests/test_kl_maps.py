@@ -81,7 +81,7 @@ def test_receptive_field_centres_match_an_impulse_through_the_model(padding, siz
                 assert np.abs(naive[inside] - c[inside]).min() >= 0.5
 
 
-def test_centre_offsets_of_the_issue_and_their_mirror_image():
+def test_centre_offsets_of_same_padding_and_their_mirror_image():
     for padding, sign in (("same", 1), ("symmetric", -1)):
         model = build_classifier(ClassifierModelConfig(width=1 / 32, padding=padding),
                                  (64, 64, 1), 10)

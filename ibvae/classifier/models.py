@@ -21,8 +21,8 @@ features, but every later BN sees noisy inputs; its running statistics therefore
 a noise-free test pass: :func:`ibvae.classifier.batchnorm.recalibrate_batchnorm` re-estimates
 them with the noise off (``model(x, training=True, noise=False)``).
 
-Stride-2 padding (``padding``): see :mod:`ibvae.layers.conv`; docs/CLASSIFIER.md says what
-each mode does to the KL maps and the lift.
+Stride-2 padding (``padding``): see :mod:`ibvae.layers.conv`; docs/guide/classifier.md says
+what each mode does to the KL maps and the lift.
 """
 
 from __future__ import annotations

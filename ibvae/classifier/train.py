@@ -177,7 +177,10 @@ def train_classifier(
             :class:`~ibvae.classifier.data.Split` or ``(x, y[, boxes])``, or a labelled
             :class:`~ibvae.data.Dataset` (see :func:`~ibvae.classifier.data.as_splits`).
             Images (N, H, W[, C]) in [0, 1] or uint8; ``config.train.train_size`` applies.
-        run_dir, callbacks, **options: as for :func:`~ibvae.vae.train.train_vae`
-            (``resume``, ``overwrite``, ``verbose``, ``log``).
+        run_dir: ``None`` writes nothing; a path gets the full run directory, as for
+            :func:`~ibvae.vae.train.train_vae`.
+        callbacks: extra Keras callbacks for ``fit``.
+        **options: keyword-only, as for :func:`~ibvae.vae.train.train_vae` (``resume``,
+            ``overwrite``, ``verbose``, ``log``).
     """
     return CLASSIFIER_TASK.train(config, data, run_dir, callbacks, **options)

@@ -24,8 +24,38 @@ PADDINGS = ("same", "valid", "symmetric")
 
 @keras.saving.register_keras_serializable(package="ibvae")
 class PaddedConv2D(keras.layers.Conv2D):
-    """``keras.layers.Conv2D`` with a third padding mode, ``"symmetric"`` (see the module
-    docstring); ``"same"`` and ``"valid"`` are Keras' own. Integer kernel size and stride."""
+    """``keras.layers.Conv2D`` with a third padding mode, ``"symmetric"``.
+
+    ``"symmetric"`` pads ``(kernel_size - 1) // 2`` zeros on every side, then runs a valid
+    convolution (see the module docstring for what that does at stride 2); ``"same"`` and
+    ``"valid"`` are Keras' own. Square kernels and strides only (one integer each).
+
+    Args:
+        filters: Integer, the number of output channels.
+        kernel_size: Integer, the side of the square kernel.
+        strides: Integer, the stride along both spatial axes.
+        padding: ``"same"``, ``"valid"`` or ``"symmetric"``.
+        **kwargs: Any other argument of ``keras.layers.Conv2D`` (``activation``,
+            ``use_bias``, ``kernel_regularizer``, ...).
+
+    Call arguments:
+        inputs: A 4D tensor, channels last.
+
+    Input shape:
+        4D tensor ``(batch, height, width, channels)``.
+
+    Output shape:
+        4D tensor ``(batch, new_height, new_width, filters)``; with ``"symmetric"`` and an
+        odd kernel, ``new_height = ceil(height / strides)`` as with ``"same"``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from ibvae.layers import PaddedConv2D
+    >>> conv = PaddedConv2D(8, 3, strides=2, padding="symmetric")
+    >>> tuple(conv(np.zeros((1, 32, 32, 3), "float32")).shape)
+    (1, 16, 16, 8)
+    """
 
     def __init__(
         self,
@@ -79,8 +109,37 @@ class PaddedConv2D(keras.layers.Conv2D):
 class ConvBNReLU(keras.layers.Layer):
     """``conv (no bias) -> BatchNorm -> ReLU``, the authors' ``conv`` with ``normalizer_fn``.
 
-    ``moments_hook``: while :func:`ibvae.classifier.batchnorm.recalibrate_batchnorm` traces a
-    pass, each call reports ``(self, batch mean, batch variance)`` of the BN input through it.
+    The convolution is a :class:`PaddedConv2D`. ``moments_hook``: while
+    :func:`ibvae.classifier.batchnorm.recalibrate_batchnorm` traces a pass, each call reports
+    ``(self, batch mean, batch variance)`` of the BN input through it.
+
+    Args:
+        filters: Integer, the number of output channels.
+        kernel_size: Integer, the side of the square kernel.
+        strides: Integer, the stride along both spatial axes.
+        padding: ``"same"``, ``"valid"`` or ``"symmetric"`` (see :class:`PaddedConv2D`).
+        weight_decay: Float >= 0, the authors' ``wd * l2_loss(kernel)``: an L2 penalty of
+            ``weight_decay / 2`` on the kernel, added to the layer's losses.
+
+    Call arguments:
+        x: A 4D tensor, channels last.
+        training: Python boolean, whether batch norm uses the batch's statistics (and
+            updates its moving averages) or its moving averages.
+
+    Input shape:
+        4D tensor ``(batch, height, width, channels)``.
+
+    Output shape:
+        4D tensor ``(batch, new_height, new_width, filters)``, values ``>= 0``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from ibvae.layers import ConvBNReLU
+    >>> block = ConvBNReLU(16, 3, strides=2, padding="symmetric")
+    >>> y = block(np.random.rand(2, 28, 28, 1).astype("float32"), training=True)
+    >>> tuple(y.shape), bool(np.asarray(y).min() >= 0)
+    ((2, 14, 14, 16), True)
     """
 
     # A function, not a list, so Keras' state tracking leaves it alone.

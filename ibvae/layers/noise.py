@@ -114,24 +114,65 @@ class KLNoiseLayer(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="ibvae")
 class InformationDropout(KLNoiseLayer):
-    """Multiplicative log-normal noise whose scale alpha is learned per unit and per input.
+    """Information Dropout: multiplicative log-normal noise with a learned scale.
 
-    Called on ``[features, alpha_logits]`` (same shape, ``features >= 0``):
-    ``alpha = min_alpha + max_alpha * sigmoid(alpha_logits)``; in training the output is
-    ``features * exp(alpha * N(0, 1))`` (reparameterised), at inference it is ``features``.
+    The noise scale ``alpha = min_alpha + max_alpha * sigmoid(alpha_logits)`` is computed
+    per unit and per input. In training the output is ``features * exp(alpha * eps)``,
+    ``eps ~ N(0, 1)`` (reparameterised, so gradients reach both inputs); at inference it is
+    ``features`` (the median of the noisy output), unless sampling is asked for. Every call
+    adds ``kl_weight * mean_over_batch(sum_over_units(KL))`` to the layer's losses, so a
+    compiled model adds it to its loss.
 
     Args:
-        prior: ``"log_uniform"`` (ReLU features; KL = -log(alpha / alpha_top), 0 at the
-            largest alpha) or ``"log_normal"`` (softplus features; log z ~ N(mu, sigma^2)
-            with trainable mu, sigma initialised at 0 and 1).
-        prior_shape: the log-normal prior's parameters: ``"layer"`` (one scalar mu and one
-            sigma for the whole layer) or ``"unit"`` (one mu and one sigma per unit, shaped
-            like the features without the batch axis, which must then be fully known).
-        max_alpha: scale of the sigmoid; the paper uses 0.7 (1.0 for Cluttered MNIST).
-        min_alpha: floor on alpha, keeps the KL finite (official 0.001).
-        kl_weight: weight of ``mean_batch(sum_units KL)`` added with ``add_loss``.
-        sample_at_inference: draw noise at inference too (Monte-Carlo prediction).
-        seed: seed of the layer's own ``SeedGenerator``.
+        prior: ``"log_uniform"`` (for ReLU features; per-unit KL ``-log(alpha / alpha_top)``
+            with ``alpha_top = max_alpha + min_alpha``, 0 at the largest alpha; improper,
+            so the KL is known up to a constant) or ``"log_normal"`` (for softplus
+            features; ``log z ~ N(mu, sigma^2)`` with trainable ``mu`` and ``sigma``,
+            initialised at 0 and 1).
+        max_alpha: Float > 0, scale of the sigmoid. The paper uses 0.7 (1.0 for Cluttered
+            MNIST).
+        min_alpha: Float >= 0 (> 0 for the log-uniform prior), floor on alpha that keeps
+            the KL finite. Default 0.001, as in the authors' code.
+        kl_weight: Float >= 0, the weight of the KL term added with ``add_loss``:
+            ``beta`` for a VAE (KL per example), ``beta / N_train`` for the paper's
+            classifier; 0 adds nothing (compute the KL with :meth:`kl`).
+        sample_at_inference: Bool, draw noise at inference too (Monte-Carlo prediction).
+        seed: Integer or ``None``, the seed of the layer's own ``SeedGenerator``.
+        prior_shape: ``"layer"`` (one scalar ``mu`` and ``sigma`` for the layer) or
+            ``"unit"`` (one per unit, shaped like the features without the batch axis,
+            which must then be fully known). ``"unit"`` needs ``prior="log_normal"``.
+
+    Call arguments:
+        inputs: A list ``[features, alpha_logits]`` of two tensors of the same shape,
+            ``features >= 0`` (ReLU or softplus outputs), ``alpha_logits`` unbounded.
+        training: Python boolean, whether to draw the noise (training) or return
+            ``features`` (inference).
+        sample: Python boolean or ``None``; ``True`` draws the noise whatever ``training``
+            says, ``False`` never draws it, ``None`` follows ``training`` and
+            ``sample_at_inference``.
+
+    Input shape:
+        Two tensors of the same arbitrary shape, the first axis the batch.
+
+    Output shape:
+        The shape of ``features``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from ibvae.layers import InformationDropout
+    >>> layer = InformationDropout(max_alpha=0.7, seed=0)
+    >>> features = np.ones((2, 3), "float32")
+    >>> alpha_logits = np.zeros((2, 3), "float32")
+    >>> z = layer([features, alpha_logits], training=True)  # features * exp(alpha * eps)
+    >>> tuple(z.shape)
+    (2, 3)
+    >>> np.asarray(layer([features, alpha_logits]))  # inference: the features
+    array([[1., 1., 1.],
+           [1., 1., 1.]], dtype=float32)
+    >>> np.asarray(layer.kl(features, alpha_logits)).round(3)  # nats per unit
+    array([[0.692, 0.692, 0.692],
+           [0.692, 0.692, 0.692]], dtype=float32)
     """
 
     input_names = ("features", "alpha_logits")
@@ -232,10 +273,41 @@ class InformationDropout(KLNoiseLayer):
 
 @keras.saving.register_keras_serializable(package="ibvae")
 class GaussianSampler(KLNoiseLayer):
-    """The standard VAE sampler with the same contract as :class:`InformationDropout`.
+    """The standard VAE sampler, with the contract of :class:`InformationDropout`.
 
-    Called on ``[mean, log_var]``; training output ``mean + exp(log_var / 2) * N(0, 1)``,
-    inference output ``mean``; ``kl(mean, log_var)`` is ``KL(N(mean, exp(log_var)) || N(0, 1))``.
+    In training the output is ``mean + exp(log_var / 2) * eps``, ``eps ~ N(0, 1)``
+    (reparameterised); at inference it is ``mean``, unless sampling is asked for. Every call
+    adds ``kl_weight * mean_over_batch(sum_over_units(KL))`` with
+    ``KL = KL(N(mean, exp(log_var)) || N(0, 1))`` per unit, so a VAE can swap one latent
+    for the other.
+
+    Args:
+        kl_weight: Float >= 0, the weight of the KL term added with ``add_loss`` (``beta``
+            for a VAE); 0 adds nothing (compute the KL with :meth:`kl`).
+        sample_at_inference: Bool, draw noise at inference too.
+        seed: Integer or ``None``, the seed of the layer's own ``SeedGenerator``.
+
+    Call arguments:
+        inputs: A list ``[mean, log_var]`` of two tensors of the same shape.
+        training: Python boolean, whether to sample (training) or return ``mean``.
+        sample: Python boolean or ``None``; overrides ``training`` when given.
+
+    Input shape:
+        Two tensors of the same arbitrary shape, the first axis the batch.
+
+    Output shape:
+        The shape of ``mean``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from ibvae.layers import GaussianSampler
+    >>> sampler = GaussianSampler(kl_weight=1.0, seed=0)
+    >>> mean, log_var = np.zeros((4, 2), "float32"), np.zeros((4, 2), "float32")
+    >>> tuple(sampler([mean, log_var], training=True).shape)
+    (4, 2)
+    >>> float(np.asarray(sampler.kl(mean, log_var)).sum())  # N(0, 1) against N(0, 1)
+    0.0
     """
 
     input_names = ("mean", "log_var")

@@ -22,11 +22,53 @@ DEFAULT_ACTIVATION = {"log_uniform": "relu", "log_normal": "softplus"}
 
 
 class InformationPool(keras.layers.Layer):
-    """Features and alpha logits of one input, then :class:`InformationDropout`.
+    """Base of the information pools: two projections of one input, then the noise.
 
-    The keyword arguments are :class:`InformationDropout`'s (``prior``, ``max_alpha``,
-    ``min_alpha``, ``kl_weight``, ``sample_at_inference``, ``seed``). Subclasses set
-    ``self.features`` and ``self.alpha_logits`` in their constructor.
+    A pool computes ``features`` and ``alpha_logits`` of the same input with two layers
+    and applies :class:`InformationDropout` to them. A subclass only sets
+    ``self.features`` and ``self.alpha_logits`` in its constructor (any two Keras layers
+    mapping the input to the same shape; ``features`` may take ``training``) and adds its own
+    arguments to ``get_config``; building, the noise, the KL term and the KL map
+    (:meth:`kl`) come from this class.
+
+    Args:
+        prior: ``"log_uniform"`` (ReLU features by default) or ``"log_normal"`` (softplus
+            features by default); see :class:`InformationDropout`.
+        max_alpha: Float > 0, the largest noise scale (see :class:`InformationDropout`).
+        min_alpha: Float >= 0, the floor on the noise scale.
+        kl_weight: Float >= 0, the weight of the KL term added with ``add_loss``
+            (``beta / N_train`` for the paper's classifier scaling).
+        sample_at_inference: Bool, draw noise at inference too.
+        seed: Integer or ``None``, the seed of the noise.
+
+    Call arguments:
+        inputs: The input tensor.
+        training: Python boolean, whether to draw the noise (and, for batch-norm features,
+            use the batch's statistics).
+        sample: Python boolean or ``None``; overrides ``training`` for the noise.
+
+    Input shape:
+        Whatever ``features`` and ``alpha_logits`` accept.
+
+    Output shape:
+        ``features``' output shape.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> from ibvae.layers import InformationPool
+    >>> class DensePool(InformationPool):
+    ...     def __init__(self, units, **kwargs):
+    ...         super().__init__(**kwargs)
+    ...         self.units = units
+    ...         self.features = keras.layers.Dense(units, activation="relu")
+    ...         self.alpha_logits = keras.layers.Dense(units)
+    ...     def get_config(self):
+    ...         return {**super().get_config(), "units": self.units}
+    >>> pool = DensePool(4, seed=0)
+    >>> x = np.random.rand(2, 8).astype("float32")
+    >>> tuple(pool(x, training=True).shape), tuple(pool.kl(x).shape)
+    ((2, 4), (2, 4))
     """
 
     features: keras.layers.Layer
@@ -108,10 +150,47 @@ def _activation(activation: str | None, prior: str) -> str:
 
 @keras.saving.register_keras_serializable(package="ibvae")
 class InformationDense(InformationPool):
-    """Dense Information Dropout: features ``Dense(units, activation)`` (ReLU for the
-    log-uniform prior, softplus for the log-normal one, unless ``activation`` says otherwise)
-    and alpha logits ``Dense(units)`` of the same input. Other keyword arguments as
-    :class:`InformationPool`."""
+    """Dense Information Dropout: ``Dense`` features and ``Dense`` alpha logits, then noise.
+
+    Features ``Dense(units, activation)`` (ReLU for the log-uniform prior, softplus for the
+    log-normal one, unless ``activation`` says otherwise) and alpha logits ``Dense(units)``
+    (linear) of the same input, then :class:`InformationDropout`.
+
+    Args:
+        units: Integer >= 1, the number of output units.
+        activation: Activation of the features, or ``None`` for the prior's default.
+        use_bias: Bool, whether the features' ``Dense`` has a bias.
+        **kwargs: :class:`InformationPool`'s arguments: ``prior`` (``"log_uniform"``,
+            ReLU features by default, or ``"log_normal"``, softplus features), ``max_alpha``
+            (default 0.7), ``min_alpha``, ``kl_weight`` (``beta / N_train`` for the paper's
+            classifier scaling), ``sample_at_inference``, ``seed``; and Keras' layer
+            arguments (``name``, ``dtype``, ...).
+
+    Call arguments:
+        inputs: The input tensor.
+        training: Python boolean, whether to draw the noise (and, for batch-norm features,
+            use the batch's statistics).
+        sample: Python boolean or ``None``; overrides ``training`` for the noise.
+
+    Input shape:
+        N-D tensor ``(batch, ..., input_dim)``.
+
+    Output shape:
+        N-D tensor ``(batch, ..., units)``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from ibvae.layers import InformationDense
+    >>> pool = InformationDense(16, kl_weight=1.0 / 60000, seed=0)
+    >>> x = np.random.rand(8, 784).astype("float32")
+    >>> tuple(pool(x, training=True).shape)
+    (8, 16)
+    >>> tuple(pool.kl(x).shape)  # per-unit KL in nats, at inference
+    (8, 16)
+    >>> len(pool.losses)  # the weighted KL of the last call
+    1
+    """
 
     def __init__(
         self, units: int, activation: str | None = None, use_bias: bool = True, **kwargs: Any
@@ -133,10 +212,50 @@ class InformationDense(InformationPool):
 
 @keras.saving.register_keras_serializable(package="ibvae")
 class InformationConv2D(InformationPool):
-    """Convolutional Information Dropout (the paper's "information pool"): features
-    ``Conv2D(filters, kernel_size, strides, activation)`` and alpha logits from a parallel
-    convolution of the same input with the same kernel size and stride. ``padding``:
-    ``"same"``, ``"valid"`` or ``"symmetric"`` (see :mod:`ibvae.layers.conv`)."""
+    """Convolutional Information Dropout (the paper's "information pool").
+
+    Features ``PaddedConv2D(filters, kernel_size, strides, activation)`` and alpha logits
+    from a parallel convolution of the same input with the same kernel size and stride,
+    then :class:`InformationDropout`. :meth:`kl` of an input is its KL map (what the KL
+    heatmaps show).
+
+    Args:
+        filters: Integer >= 1, the number of output channels.
+        kernel_size: Integer, the side of the square kernel of both convolutions.
+        strides: Integer, their stride.
+        padding: ``"same"``, ``"valid"`` or ``"symmetric"`` (see :class:`PaddedConv2D`).
+        activation: Activation of the features, or ``None`` for the prior's default.
+        use_bias: Bool, whether the features' convolution has a bias.
+        **kwargs: :class:`InformationPool`'s arguments: ``prior`` (``"log_uniform"``,
+            ReLU features by default, or ``"log_normal"``, softplus features), ``max_alpha``
+            (default 0.7), ``min_alpha``, ``kl_weight`` (``beta / N_train`` for the paper's
+            classifier scaling), ``sample_at_inference``, ``seed``; and Keras' layer
+            arguments (``name``, ``dtype``, ...).
+
+    Call arguments:
+        inputs: The input tensor.
+        training: Python boolean, whether to draw the noise (and, for batch-norm features,
+            use the batch's statistics).
+        sample: Python boolean or ``None``; overrides ``training`` for the noise.
+
+    Input shape:
+        4D tensor ``(batch, height, width, channels)``.
+
+    Output shape:
+        4D tensor ``(batch, new_height, new_width, filters)``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from ibvae.layers import InformationConv2D
+    >>> pool = InformationConv2D(8, 3, strides=2, padding="symmetric", seed=0)
+    >>> x = np.random.rand(2, 32, 32, 3).astype("float32")
+    >>> tuple(pool(x, training=True).shape)
+    (2, 16, 16, 8)
+    >>> kl_map = np.asarray(pool.kl(x)).sum(axis=-1)  # KL per position, summed over channels
+    >>> kl_map.shape
+    (2, 16, 16)
+    """
 
     def __init__(
         self,
@@ -175,10 +294,44 @@ class InformationConv2D(InformationPool):
 
 @keras.saving.register_keras_serializable(package="ibvae")
 class InformationPoolBN(InformationPool):
-    """The authors' information pool: features ``conv3x3/s-BN-ReLU`` (:class:`ConvBNReLU`),
-    alpha logits from a parallel ``conv3x3/s`` (with bias) of the same input, then
-    :class:`InformationDropout` (log-uniform prior by default, ``max_alpha`` 1.0 as in the
-    authors' Cluttered MNIST code)."""
+    """The authors' All-CNN information pool, with batch-norm features.
+
+    Features ``conv3x3/s -> BN -> ReLU`` (:class:`ConvBNReLU`), alpha logits from a
+    parallel ``conv3x3/s`` (with bias) of the same input, then :class:`InformationDropout`
+    (log-uniform prior by default, ``max_alpha`` 1.0 as in the authors' Cluttered MNIST
+    code).
+
+    Args:
+        filters: Integer, the number of output channels.
+        strides: Integer, the stride of both convolutions (2: a pooling layer).
+        padding: ``"same"``, ``"valid"`` or ``"symmetric"`` (see :class:`PaddedConv2D`).
+        weight_decay: Float >= 0, the authors' weight decay on the features' kernel (see
+            :class:`ConvBNReLU`).
+        max_alpha: Float > 0, the largest noise scale (default 1.0).
+        **kwargs: :class:`InformationPool`'s other arguments (``prior``, ``min_alpha``,
+            ``kl_weight``, ``sample_at_inference``, ``seed``).
+
+    Call arguments:
+        inputs: The input tensor.
+        training: Python boolean, whether to draw the noise (and, for batch-norm features,
+            use the batch's statistics).
+        sample: Python boolean or ``None``; overrides ``training`` for the noise.
+
+    Input shape:
+        4D tensor ``(batch, height, width, channels)``.
+
+    Output shape:
+        4D tensor ``(batch, new_height, new_width, filters)``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from ibvae.layers import InformationPoolBN
+    >>> pool = InformationPoolBN(32, strides=2, padding="symmetric", kl_weight=0.5 / 50000)
+    >>> x = np.random.rand(2, 96, 96, 1).astype("float32")
+    >>> tuple(pool(x, training=True).shape)
+    (2, 48, 48, 32)
+    """
 
     def __init__(
         self,

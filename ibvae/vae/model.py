@@ -109,10 +109,15 @@ class VAE(keras.Model):
             :mod:`ibvae.vae.nets`); ``a`` is activated here (ReLU / softplus) for
             Information Dropout.
         decoder: functional ``keras.Model``, code -> image-shaped Bernoulli logits.
-        latent, beta, targets, max_alpha, min_alpha, prior_shape: as
-            :class:`~ibvae.vae.config.VAEModelConfig` (``prior_shape="unit"``: one learned
-            log-normal prior per latent unit)
-            (the same checks apply).
+        latent: ``"information_dropout"``, ``"information_dropout_lognormal"`` or
+            ``"gaussian"``, as :class:`~ibvae.vae.config.VAEModelConfig` (the same checks
+            apply to this and the next arguments).
+        beta: the weight of the KL per example (1: a VAE).
+        targets: ``"binarized"`` (dynamic binarization) or ``"continuous"``.
+        max_alpha: Information Dropout's largest noise scale.
+        min_alpha: Information Dropout's smallest noise scale.
+        prior_shape: ``"layer"`` or ``"unit"`` (one learned log-normal prior per latent
+            unit).
         seed: seed of the latent noise and of the dynamic binarization (``None`` or an
             integer in [0, 2**32)).
 
