@@ -2,12 +2,15 @@
 """Training speed of All-CNN-96: information vs binary pools, side by side, against this
 machine's float32 matmul rate measured in the same run. Prints numbers; asserts nothing.
 
-    KERAS_BACKEND=jax python benchmarks/bench_classifier.py --widths 1.0 0.25 --canvas 96
+    KERAS_BACKEND=jax python benchmarks/bench_classifier.py --widths 0.25 1.0 --canvas 64
 
-images/s is measured over ``--steps`` compiled training steps after ``--warmup`` steps (which
-absorb compilation). Training FLOPs per image are taken as 3 x the forward FLOPs of the
-convolutions and the dense layer (forward + two backward matmuls); the "matmul-bound rate" is
-the measured matmul FLOP/s divided by that.
+Both models are built in one process and timed in alternating blocks of ``--seconds`` each
+(``--rounds`` per model, the order flipping every round), after untimed warm-up steps that
+absorb compilation; images/s is the median over a model's blocks and the ratio the median of
+the per-round information / binary ratios, printed with the load average (``os.getloadavg``),
+since other processes on a shared machine move the absolute numbers. Training FLOPs per image
+are taken as 3 x the forward FLOPs of the convolutions and the dense layer (forward + two
+backward matmuls); the "matmul-bound rate" is the measured matmul FLOP/s divided by that.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from ibvae.classifier.config import ClassifierModelConfig, ClassifierTrainConfig
 from ibvae.classifier.models import AllCNN, build_classifier
 from ibvae.classifier.train import compile_classifier
 from ibvae.layers.pools import InformationPoolBN
+
+POOLS = ("information", "binary")
 
 
 def compute_layers(model: AllCNN) -> list[keras.layers.Layer]:
@@ -81,57 +86,106 @@ def matmul_rate(n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 / best
 
 
-def train_rate(
-    dropout: str, width: float, canvas: int, batch: int, steps: int, warmup: int
-) -> tuple[float, int]:
-    """(training images/s, forward FLOPs per image) of a freshly built model."""
+def build(dropout: str, width: float, canvas: int, batch: int) -> tuple[AllCNN, int]:
+    """A compiled All-CNN-96 (``dropout`` pools) for ``canvas`` x ``canvas`` x 1 inputs and
+    its forward FLOPs per image."""
     shape = (canvas, canvas, 1)
     model = build_classifier(
         ClassifierModelConfig(dropout=dropout, width=width), shape, n_train=50_000
     )
     compile_classifier(model, ClassifierTrainConfig(batch_size=batch), steps_per_epoch=100)
-    flops = forward_flops(model, shape)
-    rng = np.random.default_rng(0)
+    return model, forward_flops(model, shape)
+
+
+def fit_seconds(model: AllCNN, x: np.ndarray, y: np.ndarray, batch: int, steps: int) -> float:
+    """Wall seconds of one ``fit`` over the first ``steps`` batches (``fit`` returns after
+    the epoch's logs are read back, i.e. after the last step)."""
     n = batch * steps
-    x = rng.random((n, *shape), dtype=np.float32)
-    y = rng.integers(0, 10, n)
-    model.fit(x[: batch * warmup], y[: batch * warmup], batch_size=batch, epochs=1, verbose=0)
     t0 = time.perf_counter()
-    model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
-    seconds = time.perf_counter() - t0
-    return n / seconds, flops
+    model.fit(x[:n], y[:n], batch_size=batch, epochs=1, verbose=0, shuffle=False)
+    return time.perf_counter() - t0
+
+
+def compare(
+    width: float, canvas: int, batch: int, seconds: float, rounds: int, warmup: int
+) -> dict:
+    """Images/s of the information and the binary model, built side by side in this process
+    and timed in alternating blocks (the order flips every round, so a load change on a
+    shared machine hits both): ``rounds`` blocks each, ``seconds`` long, after ``warmup``
+    untimed steps (compilation) and two short untimed blocks that size the blocks."""
+    models = {d: build(d, width, canvas, batch) for d in POOLS}
+    rng = np.random.default_rng(0)
+    step_s = {}
+    for d, (model, _) in models.items():
+        x = rng.random((batch * warmup, canvas, canvas, 1), dtype=np.float32)
+        fit_seconds(model, x, rng.integers(0, 10, len(x)), batch, warmup)  # compile
+        x = rng.random((batch * 3, canvas, canvas, 1), dtype=np.float32)
+        y = rng.integers(0, 10, len(x))
+        step_s[d] = min(fit_seconds(model, x, y, batch, 3) / 3 for _ in range(2))
+    # The same number of steps for both, sized on the slower model.
+    steps = max(3, round(seconds / max(step_s.values())))
+    x = rng.random((batch * steps, canvas, canvas, 1), dtype=np.float32)
+    y = rng.integers(0, 10, len(x))
+    rates: dict[str, list[float]] = {d: [] for d in POOLS}
+    for r in range(rounds):
+        for d in POOLS if r % 2 == 0 else POOLS[::-1]:
+            rates[d].append(batch * steps / fit_seconds(models[d][0], x, y, batch, steps))
+    ratios = [i / b for i, b in zip(rates["information"], rates["binary"], strict=True)]
+    return dict(
+        width=width,
+        steps_per_block=steps,
+        images_per_s={d: float(np.median(v)) for d, v in rates.items()},
+        blocks_images_per_s=rates,
+        forward_flops={d: f for d, (_, f) in models.items()},
+        ratio=float(np.median(ratios)),
+        ratio_range=(float(min(ratios)), float(max(ratios))),
+    )
+
+
+def load_average() -> tuple[float, float, float]:
+    """``os.getloadavg()`` (NaNs where the platform has none)."""
+    return os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--widths", type=float, nargs="+", default=[1.0, 0.25])
-    p.add_argument("--canvas", type=int, default=96)
+    p.add_argument("--widths", type=float, nargs="+", default=[0.25, 1.0])
+    p.add_argument("--canvas", type=int, default=64)
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=4.0, help="length of one timed block")
+    p.add_argument("--rounds", type=int, default=5, help="timed blocks per model")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps (compilation)")
     p.add_argument("--json", help="also write the numbers to this file")
     args = p.parse_args()
     rate = matmul_rate()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"backend {keras.backend.backend()}, load average {load:.2f}, "
-          f"float32 matmul {rate / 1e9:.1f} GFLOP/s")
-    rows = []
+    load0 = load_average()
+    print(f"backend {keras.backend.backend()}, canvas {args.canvas}, batch {args.batch}, "
+          f"float32 matmul {rate / 1e9:.1f} GFLOP/s, load average {fmt_load(load0)}")
+    results = []
     for width in args.widths:
-        res = {}
-        for dropout in ("information", "binary"):
-            ips, fwd = train_rate(dropout, width, args.canvas, args.batch, args.steps, args.warmup)
+        res = compare(width, args.canvas, args.batch, args.seconds, args.rounds, args.warmup)
+        load = load_average()
+        for d in POOLS:
+            ips, fwd = res["images_per_s"][d], res["forward_flops"][d]
             bound = rate / (3 * fwd)
-            res[dropout] = ips
-            rows.append(dict(width=width, dropout=dropout, images_per_s=ips,
-                             forward_mflops=fwd / 1e6, matmul_bound_images_per_s=bound,
-                             fraction_of_bound=ips / bound))
-            print(f"width {width:<5} {dropout:<12} {ips:9.1f} img/s  forward {fwd / 1e6:8.1f} MFLOP"
-                  f"  matmul-bound {bound:9.1f} img/s  fraction {ips / bound:.2f}")
-        print(f"width {width:<5} information / binary = {res['information'] / res['binary']:.2f}")
+            blocks = " ".join(f"{v:.1f}" for v in res["blocks_images_per_s"][d])
+            print(f"width {width:<5} {d:<12} {ips:9.1f} img/s (median of {blocks}; "
+                  f"{res['steps_per_block']} steps a block)  forward {fwd / 1e6:8.1f} MFLOP  "
+                  f"matmul-bound {bound:9.1f} img/s  fraction {ips / bound:.2f}")
+        lo, hi = res["ratio_range"]
+        print(f"width {width:<5} information / binary = {res['ratio']:.3f} (median of "
+              f"{args.rounds} rounds, range {lo:.3f}-{hi:.3f}), load average {fmt_load(load)}")
+        results.append(dict(res, load=load))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(backend=keras.backend.backend(), matmul_flops=rate, canvas=args.canvas,
-                           batch=args.batch, load=load, rows=rows), f, indent=2)
+                           batch=args.batch, seconds=args.seconds, rounds=args.rounds,
+                           load_start=load0, results=results), f, indent=2)
+
+
+def fmt_load(load: tuple[float, float, float]) -> str:
+    """The three load averages, 2 decimals."""
+    return " ".join(f"{v:.2f}" for v in load)
 
 
 if __name__ == "__main__":
