@@ -106,24 +106,35 @@ def fit_seconds(model: AllCNN, x: np.ndarray, y: np.ndarray, batch: int, steps: 
     return time.perf_counter() - t0
 
 
+def block_steps(models: list[AllCNN], canvas: int, batch: int, seconds: float) -> int:
+    """Steps of a block that lasts about ``seconds`` on the slowest model: untimed blocks,
+    rescaled until one lasts at least 0.7 x ``seconds`` (a block slowed by a load spike
+    only makes the next one shorter, so a few tries settle it)."""
+    steps = 3
+    for _ in range(4):
+        x = np.zeros((batch * steps, canvas, canvas, 1), np.float32)
+        y = np.zeros(len(x), np.int64)
+        longest = max(fit_seconds(m, x, y, batch, steps) for m in models)
+        if longest >= 0.7 * seconds:
+            break
+        steps = max(steps + 1, round(steps * seconds / longest))
+    return steps
+
+
 def compare(
     width: float, canvas: int, batch: int, seconds: float, rounds: int, warmup: int
 ) -> dict:
     """Images/s of the information and the binary model, built side by side in this process
     and timed in alternating blocks (the order flips every round, so a load change on a
     shared machine hits both): ``rounds`` blocks each, ``seconds`` long, after ``warmup``
-    untimed steps (compilation) and two short untimed blocks that size the blocks."""
+    untimed steps (compilation) and the untimed blocks that size them (:func:`block_steps`)."""
     models = {d: build(d, width, canvas, batch) for d in POOLS}
     rng = np.random.default_rng(0)
-    step_s = {}
-    for d, (model, _) in models.items():
-        x = rng.random((batch * warmup, canvas, canvas, 1), dtype=np.float32)
-        fit_seconds(model, x, rng.integers(0, 10, len(x)), batch, warmup)  # compile
-        x = rng.random((batch * 3, canvas, canvas, 1), dtype=np.float32)
-        y = rng.integers(0, 10, len(x))
-        step_s[d] = min(fit_seconds(model, x, y, batch, 3) / 3 for _ in range(2))
-    # The same number of steps for both, sized on the slower model.
-    steps = max(3, round(seconds / max(step_s.values())))
+    x = rng.random((batch * warmup, canvas, canvas, 1), dtype=np.float32)
+    y = rng.integers(0, 10, len(x))
+    for model, _ in models.values():
+        fit_seconds(model, x, y, batch, warmup)  # compilation
+    steps = block_steps([m for m, _ in models.values()], canvas, batch, seconds)
     x = rng.random((batch * steps, canvas, canvas, 1), dtype=np.float32)
     y = rng.integers(0, 10, len(x))
     rates: dict[str, list[float]] = {d: [] for d in POOLS}
