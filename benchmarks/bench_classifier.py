@@ -2,13 +2,15 @@
 """Training speed of All-CNN-96: information vs binary pools, side by side, against this
 machine's float32 matmul rate measured in the same run. Prints numbers; asserts nothing.
 
-    KERAS_BACKEND=jax python benchmarks/bench_classifier.py --widths 0.25 1.0 --canvas 64
+    PYTHONPATH=. KERAS_BACKEND=jax python benchmarks/bench_classifier.py --widths 0.25 1.0
 
 Both models are built in one process and timed in alternating blocks of ``--seconds`` each
 (``--rounds`` per model, the order flipping every round), after untimed warm-up steps that
 absorb compilation; images/s is the median over a model's blocks and the ratio the median of
 the per-round information / binary ratios, printed with the load average (``os.getloadavg``),
-since other processes on a shared machine move the absolute numbers. Training FLOPs per image
+since other processes on a shared machine move the absolute numbers. The same ratio per CPU
+second of this process is printed beside it: with the cores shared it moves less (it counts
+work, not waiting), but it does not see a model that uses the cores less in parallel. Training FLOPs per image
 are taken as 3 x the forward FLOPs of the convolutions and the dense layer (forward + two
 backward matmuls); the "matmul-bound rate" is the measured matmul FLOP/s divided by that.
 """
@@ -24,6 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
+import ibvae
 from ibvae.classifier.config import ClassifierModelConfig, ClassifierTrainConfig
 from ibvae.classifier.models import AllCNN, build_classifier
 from ibvae.classifier.train import compile_classifier
@@ -97,27 +100,30 @@ def build(dropout: str, width: float, canvas: int, batch: int) -> tuple[AllCNN, 
     return model, forward_flops(model, shape)
 
 
-def fit_seconds(model: AllCNN, x: np.ndarray, y: np.ndarray, batch: int, steps: int) -> float:
-    """Wall seconds of one ``fit`` over the first ``steps`` batches (``fit`` returns after
-    the epoch's logs are read back, i.e. after the last step)."""
+def fit_seconds(
+    model: AllCNN, x: np.ndarray, y: np.ndarray, batch: int, steps: int
+) -> tuple[float, float]:
+    """(wall, CPU) seconds of one ``fit`` over the first ``steps`` batches (``fit`` returns
+    after the epoch's logs are read back, i.e. after the last step). CPU seconds are this
+    process's, all threads: on a machine shared with other jobs they count the work done,
+    where the wall time also counts the time other processes held the cores."""
     n = batch * steps
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     model.fit(x[:n], y[:n], batch_size=batch, epochs=1, verbose=0, shuffle=False)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def block_steps(models: list[AllCNN], canvas: int, batch: int, seconds: float) -> int:
-    """Steps of a block that lasts about ``seconds`` on the slowest model: untimed blocks,
-    rescaled until one lasts at least 0.7 x ``seconds`` (a block slowed by a load spike
-    only makes the next one shorter, so a few tries settle it)."""
-    steps = 3
-    for _ in range(4):
+    """Steps of a block that lasts about ``seconds`` on the slowest model, from three rounds
+    of untimed blocks (each model's step time is the best it showed, so a load spike in one
+    block does not shrink the timed blocks; each round's blocks are sized on the last)."""
+    steps, step_s = 3, [float("inf")] * len(models)
+    for _ in range(3):
         x = np.zeros((batch * steps, canvas, canvas, 1), np.float32)
         y = np.zeros(len(x), np.int64)
-        longest = max(fit_seconds(m, x, y, batch, steps) for m in models)
-        if longest >= 0.7 * seconds:
-            break
-        steps = max(steps + 1, round(steps * seconds / longest))
+        for i, m in enumerate(models):
+            step_s[i] = min(step_s[i], fit_seconds(m, x, y, batch, steps)[0] / steps)
+        steps = max(3, round(seconds / max(step_s)))
     return steps
 
 
@@ -138,18 +144,26 @@ def compare(
     x = rng.random((batch * steps, canvas, canvas, 1), dtype=np.float32)
     y = rng.integers(0, 10, len(x))
     rates: dict[str, list[float]] = {d: [] for d in POOLS}
+    cpu_rates: dict[str, list[float]] = {d: [] for d in POOLS}
     for r in range(rounds):
         for d in POOLS if r % 2 == 0 else POOLS[::-1]:
-            rates[d].append(batch * steps / fit_seconds(models[d][0], x, y, batch, steps))
+            wall, cpu = fit_seconds(models[d][0], x, y, batch, steps)
+            rates[d].append(batch * steps / wall)
+            cpu_rates[d].append(batch * steps / cpu)
     ratios = [i / b for i, b in zip(rates["information"], rates["binary"], strict=True)]
+    cpu_ratios = [i / b for i, b in zip(cpu_rates["information"], cpu_rates["binary"], strict=True)]
     return dict(
         width=width,
         steps_per_block=steps,
         images_per_s={d: float(np.median(v)) for d, v in rates.items()},
+        images_per_cpu_s={d: float(np.median(v)) for d, v in cpu_rates.items()},
         blocks_images_per_s=rates,
+        blocks_images_per_cpu_s=cpu_rates,
         forward_flops={d: f for d, (_, f) in models.items()},
         ratio=float(np.median(ratios)),
         ratio_range=(float(min(ratios)), float(max(ratios))),
+        cpu_ratio=float(np.median(cpu_ratios)),
+        cpu_ratio_range=(float(min(cpu_ratios)), float(max(cpu_ratios))),
     )
 
 
@@ -163,13 +177,16 @@ def main() -> None:
     p.add_argument("--widths", type=float, nargs="+", default=[0.25, 1.0])
     p.add_argument("--canvas", type=int, default=64)
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--seconds", type=float, default=4.0, help="length of one timed block")
-    p.add_argument("--rounds", type=int, default=5, help="timed blocks per model")
+    p.add_argument("--seconds", type=float, default=5.0, help="length of one timed block")
+    p.add_argument("--rounds", type=int, default=7, help="timed blocks per model")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps (compilation)")
     p.add_argument("--json", help="also write the numbers to this file")
     args = p.parse_args()
     rate = matmul_rate()
     load0 = load_average()
+    # Which checkout is timed: ``python benchmarks/...`` imports an installed ibvae unless
+    # PYTHONPATH names this one.
+    print(f"ibvae from {os.path.dirname(ibvae.__file__)}")
     print(f"backend {keras.backend.backend()}, canvas {args.canvas}, batch {args.batch}, "
           f"float32 matmul {rate / 1e9:.1f} GFLOP/s, load average {fmt_load(load0)}")
     results = []
@@ -183,9 +200,15 @@ def main() -> None:
             print(f"width {width:<5} {d:<12} {ips:9.1f} img/s (median of {blocks}; "
                   f"{res['steps_per_block']} steps a block)  forward {fwd / 1e6:8.1f} MFLOP  "
                   f"matmul-bound {bound:9.1f} img/s  fraction {ips / bound:.2f}")
+            cpu = res["images_per_cpu_s"][d]
+            print(f"width {width:<5} {d:<12} {cpu:9.1f} img per CPU-s (median of "
+                  + " ".join(f"{v:.1f}" for v in res["blocks_images_per_cpu_s"][d]) + ")")
         lo, hi = res["ratio_range"]
-        print(f"width {width:<5} information / binary = {res['ratio']:.3f} (median of "
+        print(f"width {width:<5} information / binary = {res['ratio']:.3f} wall (median of "
               f"{args.rounds} rounds, range {lo:.3f}-{hi:.3f}), load average {fmt_load(load)}")
+        lo, hi = res["cpu_ratio_range"]
+        print(f"width {width:<5} information / binary = {res['cpu_ratio']:.3f} per CPU second "
+              f"(range {lo:.3f}-{hi:.3f})")
         results.append(dict(res, load=load))
     if args.json:
         with open(args.json, "w") as f:
