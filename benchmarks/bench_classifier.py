@@ -57,22 +57,32 @@ def forward_flops(model: AllCNN, input_shape: tuple[int, ...]) -> int:
 
 def conv_output_sizes(model: AllCNN, input_shape) -> dict[int, tuple[int, int]]:
     """``{id(conv): (h, w)}`` of each convolution's output, from one forward pass with each
-    convolution's ``call`` wrapped (and restored after)."""
+    convolution's ``call`` wrapped (and restored after). An information pool runs its two
+    convolutions as one, without calling them, so its own output size is recorded for both."""
     sizes: dict[int, tuple[int, int]] = {}
-    convs = [layer for layer in compute_layers(model) if isinstance(layer, keras.layers.Conv2D)]
-    for conv in convs:
 
-        def wrapped(x, _conv=conv, _orig=conv.call):
-            y = _orig(x)
-            sizes[id(_conv)] = (int(y.shape[1]), int(y.shape[2]))
+    def record(layer, targets):
+        def wrapped(*args, _orig=layer.call, **kwargs):
+            y = _orig(*args, **kwargs)
+            sizes.update({id(t): (int(y.shape[1]), int(y.shape[2])) for t in targets})
             return y
 
-        conv.call = wrapped
+        layer.call = wrapped
+
+    wrapped_layers = []
+    for conv in compute_layers(model):
+        if isinstance(conv, keras.layers.Conv2D):
+            record(conv, [conv])
+            wrapped_layers.append(conv)
+    for pool in model.pools:
+        if isinstance(pool, InformationPoolBN):
+            record(pool, [pool.features.conv, pool.alpha_logits])
+            wrapped_layers.append(pool)
     try:
         model(np.zeros((1, *input_shape), np.float32), training=False)
     finally:
-        for conv in convs:
-            del conv.call  # back to the class's method
+        for layer in wrapped_layers:
+            del layer.call  # back to the class's method
     return sizes
 
 
