@@ -145,7 +145,7 @@ class ConvBNReLU(keras.layers.Layer):
         return config
 
 
-def fused_linear(inputs, layers: Sequence[keras.layers.Layer]) -> list:
+def fused_linear(inputs: Any, layers: Sequence[keras.layers.Layer]) -> list[Any]:
     """Outputs of ``layers`` on one input, as one matmul or convolution with their kernels
     concatenated along the output axis, then split (each bias and activation applied to its
     own part): what two parallel projections of the same input cost as one wider op.
