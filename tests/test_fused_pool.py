@@ -19,7 +19,7 @@ from ibvae.layers.conv import PaddedConv2D, fused_linear
 
 rng = np.random.default_rng(7)
 SEED = 11
-RTOL, ATOL = 1e-5, 1e-5  # float32 sums in another order (one wide op vs two narrow ones)
+RTOL, ATOL = 1e-5, 1e-5  # float32 in another order (one wide op; BN written out here)
 
 
 def np_(x):
