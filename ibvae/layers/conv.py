@@ -11,6 +11,7 @@ bottom/right row is never read, so it moves the padded border to the top/left. O
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -182,7 +183,11 @@ class ConvBNReLU(keras.layers.Layer):
         return self.conv.compute_output_shape(input_shape)
 
     def call(self, x, training=None):
-        h = self.conv(x)
+        return self.normalize(self.conv(x), training=training)
+
+    def normalize(self, h, training=None):
+        """``ReLU(BN(h))`` of this block's convolution output ``h``, computed here or by a
+        caller that ran the convolution fused with another (:func:`fused_linear`)."""
         if self.moments_hook is not None:
             self.moments_hook(self, ops.mean(h, axis=(0, 1, 2)), ops.var(h, axis=(0, 1, 2)))
         return ops.relu(self.bn(h, training=training))
@@ -197,3 +202,41 @@ class ConvBNReLU(keras.layers.Layer):
             weight_decay=self.weight_decay,
         )
         return config
+
+
+def fused_linear(inputs: Any, layers: Sequence[keras.layers.Layer]) -> list[Any]:
+    """Outputs of ``layers`` on one input, as one matmul or convolution with their kernels
+    concatenated along the output axis, then split (each bias and activation applied to its
+    own part): what two parallel projections of the same input cost as one wider op.
+
+    ``layers`` are all ``keras.layers.Dense`` or all :class:`PaddedConv2D` with the same
+    kernel size, stride, padding and dilation (channels last, one group), so the symmetric
+    padding is done once. The kernels stay each layer's own variables (saved as before); the
+    concatenation is part of the step, and its gradient splits back onto each kernel.
+    """
+    first = layers[0]
+    kernel = ops.concatenate([layer.kernel for layer in layers], axis=-1)
+    if isinstance(first, PaddedConv2D):
+        for layer in layers:
+            same = (layer.kernel_size, layer.strides, layer.padding_mode, layer.dilation_rate)
+            geometry = (first.kernel_size, first.strides, first.padding_mode, first.dilation_rate)
+            if not isinstance(layer, PaddedConv2D) or same != geometry or layer.groups != 1:
+                raise ValueError(f"cannot fuse {layer.name} with {first.name}: other geometry")
+            if layer.data_format != "channels_last":
+                raise ValueError(f"cannot fuse {layer.name}: needs channels_last")
+        y = first.convolution_op(first.padded(inputs), kernel)
+    else:
+        if not all(isinstance(layer, keras.layers.Dense) for layer in layers):
+            raise ValueError("fused_linear takes Dense or PaddedConv2D layers, not a mix")
+        y = ops.matmul(inputs, kernel)
+    ends, end = [], 0
+    for layer in layers[:-1]:
+        end += int(layer.kernel.shape[-1])
+        ends.append(end)
+    parts = ops.split(y, ends, axis=-1) if ends else [y]
+    outputs = []
+    for layer, part in zip(layers, parts, strict=True):
+        if layer.use_bias:
+            part = ops.add(part, layer.bias)
+        outputs.append(layer.activation(part))
+    return outputs

@@ -6,6 +6,11 @@ A pool is its two sub-layers: a subclass only makes ``self.features`` and
 ``self.alpha_logits`` (any Keras layers mapping the input to the same shape; ``features``
 may take ``training``) and adds its own arguments to ``get_config``. Building, the noise,
 the KL and the KL map come from :class:`InformationPool`.
+
+The pools here compute their two projections as one matmul / convolution with the two
+kernels concatenated at call time (:func:`~ibvae.layers.conv.fused_linear`, by overriding
+``project``): the kernels stay two variables with the names and shapes they always had, so
+``.keras`` files saved before the fusion load unchanged.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 import keras
 
 from ibvae.errors import require
-from ibvae.layers.conv import ConvBNReLU, PaddedConv2D
+from ibvae.layers.conv import ConvBNReLU, PaddedConv2D, fused_linear
 from ibvae.layers.noise import InformationDropout
 
 DEFAULT_ACTIVATION = {"log_uniform": "relu", "log_normal": "softplus"}
@@ -204,6 +209,13 @@ class InformationDense(InformationPool):
         )
         self.alpha_logits = keras.layers.Dense(self.units, name="alpha_logits")
 
+    def project(self, inputs, training=None):
+        """Both projections as one matmul (:func:`~ibvae.layers.conv.fused_linear`)."""
+        if not self.built:
+            self.build(tuple(inputs.shape))
+        features, alpha_logits = fused_linear(inputs, [self.features, self.alpha_logits])
+        return features, alpha_logits
+
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(units=self.units, activation=self.activation, use_bias=self.use_bias)
@@ -279,6 +291,14 @@ class InformationConv2D(InformationPool):
         self.alpha_logits = PaddedConv2D(self.filters, name="alpha_logits", **conv)
         self.padding = padding
 
+    def project(self, inputs, training=None):
+        """Both projections as one convolution with twice the filters, padded once
+        (:func:`~ibvae.layers.conv.fused_linear`)."""
+        if not self.built:
+            self.build(tuple(inputs.shape))
+        features, alpha_logits = fused_linear(inputs, [self.features, self.alpha_logits])
+        return features, alpha_logits
+
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(
@@ -349,6 +369,15 @@ class InformationPoolBN(InformationPool):
         self.alpha_logits = PaddedConv2D(
             self.filters, 3, strides=self.strides, padding=padding, name="alpha_logits"
         )
+
+    def project(self, inputs, training=None):
+        """The features' convolution and the alpha convolution as one (twice the filters,
+        padded once; :func:`~ibvae.layers.conv.fused_linear`), then BN-ReLU on the features'
+        half only, so batch norm and its statistics see what they saw unfused."""
+        if not self.built:
+            self.build(tuple(inputs.shape))
+        h, alpha_logits = fused_linear(inputs, [self.features.conv, self.alpha_logits])
+        return self.features.normalize(h, training=training), alpha_logits
 
     def get_config(self) -> dict:
         config = super().get_config()
