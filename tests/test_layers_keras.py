@@ -10,6 +10,7 @@ CI runs it on JAX too)."""
 import doctest
 
 import keras
+import numpy as np
 import pytest
 from absl.testing import parameterized
 from keras.src.testing import TestCase
@@ -76,13 +77,6 @@ CASES = [
 PUBLIC_LAYERS = (InformationDropout, GaussianSampler, InformationPool, InformationDense,
                  InformationConv2D, InformationPoolBN, PaddedConv2D, ConvBNReLU)
 
-# Layers made of sub-layers: Keras' mixed-precision check builds them with a per-layer
-# dtype="mixed_float16", which their sub-layers do not receive (see the xfail test below;
-# tests/test_layers.py checks them under a global mixed_float16 policy).
-BUILT_FROM_SUBLAYERS = (InformationDense, InformationConv2D, InformationPoolBN, TwoDensePool,
-                        ConvBNReLU)
-
-
 class KerasLayerTest(TestCase):
     @parameterized.named_parameters(
         (case[0], *case[1:]) for case in CASES
@@ -103,17 +97,15 @@ class KerasLayerTest(TestCase):
             # Keras' fit-step check feeds one array; Keras' own two-input layers (the merging
             # layers) skip it too. tests/test_layers.py trains these layers in models.
             run_training_check=not two_inputs,
-            run_mixed_precision_check=cls not in BUILT_FROM_SUBLAYERS,
         )
 
-    @pytest.mark.xfail(strict=True, reason="the pools and ConvBNReLU build their sub-layers "
-                       "without the layer's own dtype policy: under a per-layer "
-                       "dtype='mixed_float16' they compute in float32 (a global policy works)")
-    def test_per_layer_mixed_precision_of_composite_layers(self):
-        self.run_layer_test(
-            InformationDense, init_kwargs={"units": 3}, input_shape=(2, 4),
-            expected_output_shape=(2, 3), run_training_check=False,
-        )
+    def test_a_per_layer_mixed_precision_policy_reaches_the_sub_layers(self):
+        pool = InformationConv2D(4, 3, strides=2, dtype="mixed_float16", seed=0)
+        out = pool(np.ones((2, 8, 8, 3), "float32"), training=True)
+        self.assertEqual(keras.backend.standardize_dtype(out.dtype), "float16")
+        for sub in (pool.features, pool.alpha_logits, pool.dropout):
+            self.assertEqual(sub.dtype_policy.name, "mixed_float16")
+        self.assertEqual(pool.features.kernel.dtype, "float32")  # variables stay float32
 
     def test_every_public_layer_is_covered(self):
         covered = {case[1] for case in CASES}

@@ -169,10 +169,12 @@ class ConvBNReLU(keras.layers.Layer):
             use_bias=False,
             kernel_regularizer=reg,
             name="conv",
+            dtype=self.dtype_policy,
         )
         # Under a multi-replica TensorFlow strategy the batch statistics are those of the
         # global batch, as on one device (not saved: rebuilt for wherever the model loads).
-        self.bn = keras.layers.BatchNormalization(name="bn", synchronized=sync_batchnorm())
+        self.bn = keras.layers.BatchNormalization(name="bn", synchronized=sync_batchnorm(),
+                                                  dtype=self.dtype_policy)
 
     def build(self, input_shape) -> None:
         self.conv.build(input_shape)

@@ -98,6 +98,7 @@ class InformationPool(keras.layers.Layer):
             sample_at_inference=sample_at_inference,
             seed=seed,
             name="information_dropout",
+            dtype=self.dtype_policy,
         )
 
     @property
@@ -204,10 +205,13 @@ class InformationDense(InformationPool):
         require(int(units) >= 1, f"units must be >= 1, got {units!r}")
         self.units, self.use_bias = int(units), bool(use_bias)
         self.activation = _activation(activation, self.prior)
+        # the sub-layers share this layer's dtype policy (a per-layer mixed_float16 too)
         self.features = keras.layers.Dense(
-            self.units, activation=self.activation, use_bias=use_bias, name="features"
+            self.units, activation=self.activation, use_bias=use_bias, name="features",
+            dtype=self.dtype_policy,
         )
-        self.alpha_logits = keras.layers.Dense(self.units, name="alpha_logits")
+        self.alpha_logits = keras.layers.Dense(self.units, name="alpha_logits",
+                                               dtype=self.dtype_policy)
 
     def project(self, inputs, training=None):
         """Both projections as one matmul (:func:`~ibvae.layers.conv.fused_linear`)."""
@@ -285,6 +289,7 @@ class InformationConv2D(InformationPool):
         self.activation = _activation(activation, self.prior)
         self.use_bias = bool(use_bias)
         conv = dict(kernel_size=self.kernel_size, strides=self.strides, padding=padding)
+        conv["dtype"] = self.dtype_policy  # the sub-layers share this layer's dtype policy
         self.features = PaddedConv2D(
             self.filters, activation=self.activation, use_bias=use_bias, name="features", **conv
         )
@@ -365,9 +370,11 @@ class InformationPoolBN(InformationPool):
         super().__init__(max_alpha=max_alpha, **kwargs)
         self.filters, self.strides = int(filters), int(strides)
         self.padding, self.weight_decay = padding, float(weight_decay)
-        self.features = ConvBNReLU(filters, 3, strides, padding, weight_decay, name="features")
+        self.features = ConvBNReLU(filters, 3, strides, padding, weight_decay, name="features",
+                                   dtype=self.dtype_policy)
         self.alpha_logits = PaddedConv2D(
-            self.filters, 3, strides=self.strides, padding=padding, name="alpha_logits"
+            self.filters, 3, strides=self.strides, padding=padding, name="alpha_logits",
+            dtype=self.dtype_policy,
         )
 
     def project(self, inputs, training=None):
