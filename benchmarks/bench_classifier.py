@@ -30,7 +30,7 @@ import ibvae
 from ibvae.classifier.config import ClassifierModelConfig, ClassifierTrainConfig
 from ibvae.classifier.models import AllCNN, build_classifier
 from ibvae.classifier.train import compile_classifier
-from ibvae.layers.pools import InformationPoolBN
+from ibvae.layers.pool_bn import InformationPoolBN
 
 POOLS = ("information", "binary")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib.util
 import json
 import math
 import shutil
@@ -16,9 +17,14 @@ from pathlib import Path
 import keras
 
 from ibvae.files import write_text
-from ibvae.runs import has_tensorboard
 
 HISTORY_FILE = "history.csv"
+
+
+def has_tensorboard() -> bool:
+    """Keras' TensorBoard callback writes through TensorFlow's summary ops (on any backend)
+    and needs the tensorboard package."""
+    return all(importlib.util.find_spec(m) is not None for m in ("tensorflow", "tensorboard"))
 
 
 def _finite(logs: dict | None, key: str = "loss") -> bool:

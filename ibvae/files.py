@@ -1,4 +1,5 @@
-"""Files that appear whole or not at all, and the ``.npz`` archives ibvae reads and writes.
+"""Files that appear whole or not at all, the ``.npz`` archives ibvae reads and writes, and
+its ``.keras`` models read back with one clear line for a missing or damaged file.
 
 Every file a run, a sweep or a generator writes goes through :func:`atomic_path`: it is
 written beside its final name and renamed onto it in one step, so a crash, a full disk or
@@ -12,7 +13,9 @@ import os
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import keras
 import numpy as np
 
 from ibvae.errors import IbvaeError, require
@@ -85,3 +88,23 @@ def read_npz(path: str | os.PathLike, required: tuple[str, ...]) -> dict[str, np
             f"{path} lacks key(s) {missing}; it has {sorted(arrays)} and needs {list(required)}"
         )
     return arrays
+
+
+def load_keras_model(path: str | Path, cls: type, what: str) -> Any:
+    """A ``.keras`` file holding a ``cls`` (no custom_objects needed); a missing, truncated
+    or foreign file is one line that names it (``what``: e.g. "an ibvae VAE")."""
+    path = Path(path)
+    if not path.is_file():
+        raise IbvaeError(f"model file {path} not found; the run has not finished training")
+    if not zipfile.is_zipfile(path):
+        raise IbvaeError(
+            f"{path} is not a readable .keras archive (truncated or another format); retrain, "
+            "or load the run's best_model.keras"
+        )
+    try:
+        model = keras.saving.load_model(path)
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise IbvaeError(f"cannot read {path} as a .keras model ({e})".splitlines()[0]) from e
+    if not isinstance(model, cls):
+        raise IbvaeError(f"{path} holds a {type(model).__name__}, not {what}")
+    return model

@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import importlib.util
 import json
 import os
 import shutil
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -251,26 +249,6 @@ def fail_run(
     raise TrainingFailed(f"training stopped: {failure}; {what_to_try}{where}")
 
 
-def load_keras_model(path: str | Path, cls: type, what: str) -> Any:
-    """A ``.keras`` file holding a ``cls`` (no custom_objects needed); a missing, truncated
-    or foreign file is one line that names it (``what``: e.g. "an ibvae VAE")."""
-    path = Path(path)
-    if not path.is_file():
-        raise IbvaeError(f"model file {path} not found; the run has not finished training")
-    if not zipfile.is_zipfile(path):
-        raise IbvaeError(
-            f"{path} is not a readable .keras archive (truncated or another format); retrain, "
-            "or load the run's best_model.keras"
-        )
-    try:
-        model = keras.saving.load_model(path)
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise IbvaeError(f"cannot read {path} as a .keras model ({e})".splitlines()[0]) from e
-    if not isinstance(model, cls):
-        raise IbvaeError(f"{path} holds a {type(model).__name__}, not {what}")
-    return model
-
-
 def read_run_config(run_dir: str | Path, cls: type[C]) -> C:
     """The complete config a run was trained with; an empty, truncated or partial
     ``config.yaml`` is an error naming the file, never "all defaults"."""
@@ -329,12 +307,6 @@ def save_config(config: cfg.Config, run_dir: Path) -> Path:
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and the backend once per run."""
     keras.utils.set_random_seed(int(seed))
-
-
-def has_tensorboard() -> bool:
-    """Keras' TensorBoard callback writes through TensorFlow's summary ops (on any backend)
-    and needs the tensorboard package."""
-    return all(importlib.util.find_spec(m) is not None for m in ("tensorflow", "tensorboard"))
 
 
 def _jsonable(value: Any) -> Any:

@@ -30,13 +30,10 @@ module that subclasses :class:`Task`.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -47,6 +44,7 @@ from ibvae import config as cfg
 from ibvae import distribute, runs
 from ibvae.callbacks import epoch_seconds, training_callbacks
 from ibvae.errors import IbvaeError, one_of, require
+from ibvae.interrupts import Interrupted, StopAtStep, sigint_stops_at_a_step
 
 Log = Callable[[str], None]
 
@@ -161,51 +159,6 @@ def _fit_arrays(plan: distribute.Plan, loaded: Loaded, batch_size: int) -> Fitte
     (x_valid, _), (y_valid, _) = (plan.batches(a, batch_size) for a in (loaded.x_valid,
                                                                         loaded.y_valid))
     return Fitted(x, y, x_valid, y_valid, per_process)
-
-
-class Interrupted(KeyboardInterrupt):
-    """A training stopped by Ctrl-C at a step boundary; the message says how to resume."""
-
-
-class _StopAtStep(keras.callbacks.Callback):
-    """Raises :class:`Interrupted` at the first step boundary after ``requested`` is set (by
-    the SIGINT handler), outside any compiled call, before the epoch is recorded as done."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.requested = False
-
-    def on_train_batch_end(self, batch, logs=None) -> None:
-        if self.requested:
-            raise Interrupted("training interrupted (Ctrl-C)")
-
-    on_test_batch_end = on_train_batch_end
-
-
-def _in_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-@contextlib.contextmanager
-def _sigint_stops_at_a_step(stopper: _StopAtStep) -> Iterator[None]:
-    """For the body: the first SIGINT asks ``stopper`` to stop at the next step and restores
-    the previous handler, so a second one interrupts at once; the old handler is back after."""
-    previous = signal.getsignal(signal.SIGINT) if _in_main_thread() else None
-    if previous in (None, signal.SIG_IGN):
-        # handlers can only be set in the main thread; an ignored SIGINT (a background job,
-        # nohup) stays ignored
-        yield
-        return
-
-    def request(signum, frame) -> None:
-        stopper.requested = True
-        signal.signal(signal.SIGINT, previous)
-
-    signal.signal(signal.SIGINT, request)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 class _SaveConfigOnce(keras.callbacks.Callback):
@@ -345,7 +298,7 @@ def train(
         validation = (None if fitted.x_valid is None
                       else task.validation_data(model, fitted.x_valid, fitted.y_valid))
         fit = training_callbacks(here, resume, task.monitor(validation is not None), callbacks)
-        stopper = _StopAtStep()
+        stopper = StopAtStep()
         ours = [stopper]
         config_writer = None
         if resume and here is not None:
@@ -354,7 +307,7 @@ def train(
         if verbose == "auto" and not sys.stdout.isatty():
             verbose = 2  # one line per epoch in logs and pipes, not a progress bar
         try:
-            with plan.scope(), _sigint_stops_at_a_step(stopper):
+            with plan.scope(), sigint_stops_at_a_step(stopper):
                 model.fit(fitted.x, fitted.y, batch_size=fitted.batch_size, epochs=t.epochs,
                           validation_data=validation, callbacks=[*ours, *fit.all],
                           verbose=verbose)

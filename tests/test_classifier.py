@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ibvae import runs
+from ibvae.callbacks import has_tensorboard
 from ibvae.classifier.batchnorm import recalibrate_batchnorm
 from ibvae.classifier.config import ClassifierConfig, ClassifierModelConfig, ClassifierTrainConfig
 from ibvae.classifier.data import Split
@@ -221,7 +222,7 @@ def test_train_creates_a_new_run_dir(tmp_path):
     for name in ("config.yaml", "model.keras", "best_model.keras", "history.csv",
                  "metrics.json", "figures/confusion.png"):
         assert (run / name).is_file(), name
-    if runs.has_tensorboard():
+    if has_tensorboard():
         assert (run / "logs").is_dir()
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["n_train"] == 32 and "valid_error" in saved

@@ -10,6 +10,7 @@ from script_loader import load_script as _script
 
 from ibvae import config as cfg
 from ibvae import runs
+from ibvae.callbacks import has_tensorboard
 from ibvae.classifier.config import ClassifierConfig, ClutterConfig, OccludedConfig
 from ibvae.classifier.kl_maps import KLMapOptions
 from ibvae.errors import script_entry
@@ -55,7 +56,7 @@ def test_generate_train_and_plot_end_to_end(tiny, tmp_path, capsys):
     for name in ("config.yaml", "model.keras", "best_model.keras", "history.csv",
                  "metrics.json", "figures/confusion.png"):
         assert (run / name).is_file(), name
-    if runs.has_tensorboard():
+    if has_tensorboard():
         assert any((run / "logs").rglob("*tfevents*"))
     config = runs.read_run_config(run, ClassifierConfig)
     assert config.model.width == 0.125 and config.train.data == str(tiny)

@@ -10,6 +10,7 @@ MAX_LINES = 360
 
 # Rank of each module: a module may import modules of its own rank or lower, never higher.
 CORE = {"errors", "files", "idx", "resample", "kl", "config", "config_sections", "flags",
+        "interrupts",
         "evaluations", "data", "runs", "callbacks",
         "distribute", "figures", "layers", "training"}
 MODELS = {"vae.config", "vae.nets", "vae.prior_space", "vae.model",

@@ -18,7 +18,7 @@ from script_loader import script_main as script
 
 import ibvae
 from ibvae import IbvaeError
-from ibvae.training import Interrupted
+from ibvae.interrupts import Interrupted
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
@@ -122,7 +122,21 @@ class SigintAt(keras.callbacks.Callback):
             os.kill(os.getpid(), signal.SIGINT)
 
 
-def test_ctrl_c_stops_at_a_step_records_it_and_restores_the_handler(tmp_path):
+@pytest.fixture
+def sigint_default():
+    """Python's own SIGINT handler for the test, whatever the runner started with (a job
+    started in the background of a non-interactive shell has SIGINT ignored, which a
+    training rightly leaves ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def _default_sigint_in_child() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Python then installs its own handler
+
+
+def test_ctrl_c_stops_at_a_step_records_it_and_restores_the_handler(tmp_path, sigint_default):
     x, run = images(), tmp_path / "r"
     config = ibvae.VAEConfig(model=CONFIG.model,
                              train={**vars(CONFIG.train), "epochs": 3, "batch_size": 25,
@@ -161,7 +175,8 @@ def test_sigint_mid_epoch_on_jax_exits_130_with_one_line_and_resumes(tmp_path):
     flags = ["--dataset", "npz", "--data", str(data), "--latent", "gaussian", "--hidden", "8",
              "--latent-dim", "2", "--batch-size", "10", "--steps-per-execution", "1"]
     proc = subprocess.Popen([*common, *flags, "--epochs", "500"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint_in_child)
     try:
         deadline = time.time() + 180
         while not history_epochs(run) and time.time() < deadline and proc.poll() is None:

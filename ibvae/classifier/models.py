@@ -35,11 +35,11 @@ import keras
 from keras import ops
 
 from ibvae import config as cfg
-from ibvae import runs
 from ibvae.classifier.config import ClassifierModelConfig
 from ibvae.errors import require
+from ibvae.files import load_keras_model
 from ibvae.layers.conv import ConvBNReLU
-from ibvae.layers.pools import InformationPoolBN
+from ibvae.layers.pool_bn import InformationPoolBN
 
 # arch -> (filters of the blocks, filters of the head), before the width multiplier
 ARCHS: dict[str, tuple[tuple[int, ...], int]] = {
@@ -265,4 +265,4 @@ def load_classifier(path: str | Path) -> AllCNN:
     path = Path(path)
     if path.is_dir():
         path = path / MODEL_FILE
-    return runs.load_keras_model(path, AllCNN, "an AllCNN classifier")
+    return load_keras_model(path, AllCNN, "an AllCNN classifier")

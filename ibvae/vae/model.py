@@ -37,13 +37,13 @@ import numpy as np
 from keras import ops
 
 from ibvae import config as cfg
-from ibvae import runs
 from ibvae.config import SEED_BOUNDS
 from ibvae.data import as_images, binarize_fixed
-from ibvae.errors import IbvaeError, require
+from ibvae.errors import require
+from ibvae.files import load_keras_model
 from ibvae.layers import GaussianSampler, InformationDropout
 from ibvae.vae.config import VAEModelConfig, check_prior_shape
-from ibvae.vae.nets import build_decoder, build_encoder
+from ibvae.vae.nets import build_decoder, build_encoder, check_networks
 from ibvae.vae.prior_space import PriorSpace, as_numpy
 
 LOG_UNIFORM_NOTE = (
@@ -59,44 +59,6 @@ def reconstruction_nll(target, logits):
     """Bernoulli NLL with logits, summed over every non-batch axis: nats per example."""
     per_pixel = ops.softplus(logits) - target * logits
     return ops.sum(ops.reshape(per_pixel, (ops.shape(per_pixel)[0], -1)), axis=-1)
-
-
-def _shape(tensor: Any) -> tuple:
-    return tuple(tensor.shape[1:])
-
-
-def _check_networks(encoder: Any, decoder: Any) -> tuple[tuple, tuple]:
-    """``(image_shape, latent_shape)`` of a compatible encoder / decoder pair."""
-    for name, net in (("encoder", encoder), ("decoder", decoder)):
-        if not isinstance(net, keras.Model) or not getattr(net, "inputs", None):
-            raise IbvaeError(
-                f"{name} must be a functional keras.Model (built from keras.Input) so that its "
-                f"shapes are known, got {type(net).__name__}"
-            )
-    if len(encoder.inputs) != 1 or len(encoder.outputs) != 2:
-        raise IbvaeError(
-            "encoder must map one image input to two tensors [a, b] of the latent shape, got "
-            f"{len(encoder.inputs)} input(s) and {len(encoder.outputs)} output(s)"
-        )
-    image_shape, (a, b) = _shape(encoder.inputs[0]), encoder.outputs
-    if _shape(a) != _shape(b) or None in _shape(a) or None in image_shape:
-        raise IbvaeError(
-            f"encoder outputs must have one fixed shape, got {_shape(a)} and {_shape(b)} "
-            f"(input {image_shape})"
-        )
-    if len(decoder.inputs) != 1 or len(decoder.outputs) != 1:
-        raise IbvaeError("decoder must map one latent code to one image-shaped tensor")
-    if _shape(decoder.inputs[0]) != _shape(a):
-        raise IbvaeError(
-            f"decoder input shape {_shape(decoder.inputs[0])} must be the encoder's output "
-            f"shape {_shape(a)}"
-        )
-    if _shape(decoder.outputs[0]) != image_shape:
-        raise IbvaeError(
-            f"decoder output shape {_shape(decoder.outputs[0])} must be the image shape "
-            f"{image_shape}"
-        )
-    return image_shape, _shape(a)
 
 
 @keras.saving.register_keras_serializable(package="ibvae")
@@ -162,7 +124,7 @@ class VAE(keras.Model):
         )
         self.latent, self.beta, self.targets = latent, float(beta), targets
         self.seed = None if seed is None else int(seed)
-        self.image_shape, self.latent_shape = _check_networks(encoder, decoder)
+        self.image_shape, self.latent_shape = check_networks(encoder, decoder)
         self.encoder, self.decoder = encoder, decoder
         latent_seed = None if seed is None else (int(seed) + 1) % SEED_BOUNDS["lt"]
         if latent == "gaussian":
@@ -394,4 +356,4 @@ def build_vae(config: VAEModelConfig, image_shape: tuple[int, ...], seed: int | 
 
 def load_vae(path: str | os.PathLike) -> VAE:
     """Reload a saved ``.keras`` VAE (no custom_objects needed)."""
-    return runs.load_keras_model(path, VAE, "an ibvae VAE")
+    return load_keras_model(path, VAE, "an ibvae VAE")

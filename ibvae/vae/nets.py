@@ -9,6 +9,8 @@ the same contract work in :class:`ibvae.VAE` too:
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import numpy as np
 
@@ -75,3 +77,42 @@ def build_decoder(config: VAEModelConfig, image_shape: tuple[int, ...]) -> keras
         )(h)
     out = keras.layers.Conv2DTranspose(channels, 3, strides=2, padding="same", name="image_logits")
     return keras.Model(z_in, out(h), name="decoder")
+
+
+def _shape(tensor: Any) -> tuple:
+    return tuple(tensor.shape[1:])
+
+
+def check_networks(encoder: Any, decoder: Any) -> tuple[tuple, tuple]:
+    """``(image_shape, latent_shape)`` of a compatible encoder / decoder pair: the contract a
+    VAE needs of its two networks (your own or the built-in ones), one clear error each."""
+    for name, net in (("encoder", encoder), ("decoder", decoder)):
+        if not isinstance(net, keras.Model) or not getattr(net, "inputs", None):
+            raise IbvaeError(
+                f"{name} must be a functional keras.Model (built from keras.Input) so that its "
+                f"shapes are known, got {type(net).__name__}"
+            )
+    if len(encoder.inputs) != 1 or len(encoder.outputs) != 2:
+        raise IbvaeError(
+            "encoder must map one image input to two tensors [a, b] of the latent shape, got "
+            f"{len(encoder.inputs)} input(s) and {len(encoder.outputs)} output(s)"
+        )
+    image_shape, (a, b) = _shape(encoder.inputs[0]), encoder.outputs
+    if _shape(a) != _shape(b) or None in _shape(a) or None in image_shape:
+        raise IbvaeError(
+            f"encoder outputs must have one fixed shape, got {_shape(a)} and {_shape(b)} "
+            f"(input {image_shape})"
+        )
+    if len(decoder.inputs) != 1 or len(decoder.outputs) != 1:
+        raise IbvaeError("decoder must map one latent code to one image-shaped tensor")
+    if _shape(decoder.inputs[0]) != _shape(a):
+        raise IbvaeError(
+            f"decoder input shape {_shape(decoder.inputs[0])} must be the encoder's output "
+            f"shape {_shape(a)}"
+        )
+    if _shape(decoder.outputs[0]) != image_shape:
+        raise IbvaeError(
+            f"decoder output shape {_shape(decoder.outputs[0])} must be the image shape "
+            f"{image_shape}"
+        )
+    return image_shape, _shape(a)
