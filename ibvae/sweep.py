@@ -25,12 +25,12 @@ import keras
 
 from ibvae import config as cfg
 from ibvae.config import Config, option
-from ibvae.errors import IbvaeError, require
+from ibvae.errors import require
 from ibvae.experiments import run_experiment
 from ibvae.experiments.results import read_results
 from ibvae.experiments.spec import Arm, Spec, Table
 from ibvae.sweep_figures import sweep_figures
-from ibvae.training import TASKS, get_task, task_of
+from ibvae.training import get_task, task_for_values, task_of
 
 TABLE_COLUMNS = {
     "vae": ["rate", "distortion", "neg_elbo", "iw_nll", "active_units", "total_correlation"],
@@ -59,23 +59,8 @@ def detect_kind(path: str | Path, kind: str | None = None) -> str:
     """The kind of a YAML config: ``kind`` if given (the file must fit it), else the one
     registered task whose config accepts the file's sections and keys."""
     if kind is not None:
-        get_task(kind)
-    values = cfg.read_yaml(path)
-    errors = {}
-    names = [kind] if kind else sorted(TASKS)
-    for name in names:
-        try:
-            cfg.from_dict(TASKS[name].config_class, values)
-        except IbvaeError as e:
-            errors[name] = str(e)
-    fits = [name for name in names if name not in errors]
-    if len(fits) == 1:
-        return fits[0]
-    if not fits:
-        why = "; ".join(f"as a {name} config: {e}" for name, e in errors.items())
-        raise IbvaeError(f"{path} is not a {kind or 'VAE or classifier'} config ({why})")
-    raise IbvaeError(f"{path} fits the configs of {fits} (no key of either model); pass "
-                     f"--kind {' or --kind '.join(fits)}")
+        get_task(kind)  # an unknown kind is named before the file is read
+    return task_for_values(cfg.read_yaml(path), path, kind).name
 
 
 def sweep_spec(configs: Mapping[str, Config], options: SweepOptions) -> Spec:

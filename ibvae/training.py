@@ -150,6 +150,29 @@ def task_of(config: cfg.Config) -> Task:
     raise IbvaeError(f"no task trains a {type(config).__name__}; known configs: {known}")
 
 
+def task_for_values(values: Any, source: Any, kind: str | None = None) -> Task:
+    """The registered task whose config accepts ``values`` (a config file's mapping, read
+    from ``source``): ``kind``'s if given (the values must fit it), else the only one that
+    fits; one error naming the file if none or several do."""
+    if kind is not None:
+        get_task(kind)
+    names = [kind] if kind else sorted(TASKS)
+    errors = {}
+    for name in names:
+        try:
+            cfg.from_dict(TASKS[name].config_class, values)
+        except IbvaeError as e:
+            errors[name] = str(e)
+    fits = [name for name in names if name not in errors]
+    if len(fits) == 1:
+        return TASKS[fits[0]]
+    if not fits:
+        why = "; ".join(f"as a {name} config: {e}" for name, e in errors.items())
+        raise IbvaeError(f"{source} is not a {kind or 'VAE or classifier'} config ({why})")
+    raise IbvaeError(f"{source} fits the configs of {fits} (no key of either model); pass "
+                     f"--kind {' or --kind '.join(fits)}")
+
+
 def _fit_arrays(plan: distribute.Plan, loaded: Loaded, batch_size: int) -> Fitted:
     """The loaded arrays as this process feeds them to ``fit`` under ``plan``."""
     (x, per_process), (y, _) = (plan.batches(a, batch_size) for a in (loaded.x_train,

@@ -37,7 +37,7 @@ from typing import Any
 from ibvae import config as cfg
 from ibvae.errors import IbvaeError, require
 from ibvae.evaluations import check_evaluation
-from ibvae.training import TASKS, Task
+from ibvae.training import Task, task_for_values
 
 CONFIG = "config"  # the pseudo-field that names a point's config (its label)
 SPEC_KEYS = ("name", "description", "configs", "set", "grid", "evaluate", "tables", "figures")
@@ -169,7 +169,7 @@ def _arms(configs: Any, base: Path, kind: str | None) -> list[Arm]:
                 f"configs.{label} needs config: PATH (a training config YAML)")
         path = _resolve_path(entry["config"], base)
         values = cfg.read_yaml(path)
-        task = _task_for(values, path, kind)
+        task = task_for_values(values, path, kind)
         try:
             values = cfg.to_dict(cfg.from_dict(task.config_class, values))
         except IbvaeError as e:
@@ -179,21 +179,6 @@ def _arms(configs: Any, base: Path, kind: str | None) -> list[Arm]:
         arms.append(Arm(str(label), task, values, _grid(entry.get("grid"),
                                                         f"configs.{label}.grid")))
     return arms
-
-
-def _task_for(values: dict[str, Any], path: Path, kind: str | None) -> Task:
-    """The one registered task whose config accepts ``values`` (or ``kind``'s)."""
-    names = [kind] if kind else sorted(TASKS)
-    fits = []
-    for name in names:
-        try:
-            cfg.from_dict(TASKS[name].config_class, values)
-            fits.append(name)
-        except IbvaeError:
-            continue
-    require(len(fits) >= 1, f"{path} is not a config of any task ({', '.join(sorted(TASKS))})")
-    require(len(fits) == 1, f"{path} fits the configs of {fits}; name one with kind")
-    return TASKS[fits[0]]
 
 
 def _entries(value: Any, what: str, allowed: set[str], required: tuple[str, ...]
