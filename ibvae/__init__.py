@@ -2,7 +2,7 @@
 
 The public API, re-exported from the modules that define it:
 
-* layers: :class:`InformationDropout`, :class:`GaussianSampler`, the pools
+* layers: :class:`InformationDropout`, :class:`GaussianSampler`, :class:`LogNormalDropout` (the fixed-alpha control), the pools
   (:class:`InformationDense`, :class:`InformationConv2D`, :class:`InformationPoolBN`) and
   the convolutions they are built from;
 * the IB-VAE: :class:`VAE` (bring your own encoder and decoder), :func:`evaluate_vae`,
@@ -36,6 +36,7 @@ from ibvae.layers import (
     InformationDropout,
     InformationPool,
     InformationPoolBN,
+    LogNormalDropout,
     PaddedConv2D,
 )
 from ibvae.sweep import SweepOptions, sweep_beta
@@ -64,6 +65,7 @@ __all__ = [
     "InformationDropout",
     "InformationPool",
     "InformationPoolBN",
+    "LogNormalDropout",
     "PaddedConv2D",
     "SweepOptions",
     "Task",

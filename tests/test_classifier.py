@@ -22,7 +22,7 @@ M = ClassifierModelConfig
 X = np.random.default_rng(0).random((4, 32, 32, 1), dtype=np.float32)
 
 
-@pytest.mark.parametrize("dropout", ["information", "binary", "none"])
+@pytest.mark.parametrize("dropout", ["information", "lognormal", "binary", "none"])
 @pytest.mark.parametrize("width", [0.125, 0.25])
 def test_output_shapes_every_mode_and_width(dropout, width):
     model = build_classifier(M(dropout=dropout, width=width), (32, 32, 1), 100)
@@ -53,7 +53,7 @@ def test_kl_losses_only_in_information_mode_and_scaled_by_beta_over_n():
     expected = [beta / n_train * float(np.mean(np.sum(np.asarray(m), axis=(1, 2))))
                 for m in info.kl_maps(X)]
     np.testing.assert_allclose(losses, expected, rtol=1e-5)
-    for dropout in ("binary", "none"):
+    for dropout in ("lognormal", "binary", "none"):
         other = build_classifier(M(width=0.125, dropout=dropout), (32, 32, 1), 10)
         other(X, training=True)
         assert other.losses == []

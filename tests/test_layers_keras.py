@@ -23,6 +23,7 @@ from ibvae.layers import (
     InformationDropout,
     InformationPool,
     InformationPoolBN,
+    LogNormalDropout,
     PaddedConv2D,
 )
 
@@ -55,6 +56,8 @@ CASES = [
      [(2, 4), (2, 4)], (2, 4), 2, 0, 1, 1),
     ("dropout_no_kl", InformationDropout, {"kl_weight": 0.0}, [(2, 5), (2, 5)], (2, 5),
      0, 0, 1, 0),
+    ("lognormal_dropout", LogNormalDropout, {"alpha": 0.3, "seed": 5}, (2, 3, 4), (2, 3, 4),
+     0, 0, 1, 0),
     ("gaussian_sampler", GaussianSampler, {"seed": 2}, [(2, 6), (2, 6)], (2, 6), 0, 0, 1, 1),
     ("dense", InformationDense, {"units": 7, "seed": 0}, (2, 5), (2, 7), 4, 0, 1, 1),
     ("dense_log_normal", InformationDense, {"units": 3, "prior": "log_normal"}, (2, 5), (2, 3),
@@ -74,7 +77,7 @@ CASES = [
 ]
 
 
-PUBLIC_LAYERS = (InformationDropout, GaussianSampler, InformationPool, InformationDense,
+PUBLIC_LAYERS = (InformationDropout, GaussianSampler, LogNormalDropout, InformationPool, InformationDense,
                  InformationConv2D, InformationPoolBN, PaddedConv2D, ConvBNReLU)
 
 class KerasLayerTest(TestCase):

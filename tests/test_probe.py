@@ -96,6 +96,18 @@ def test_noisy_features_draw_each_pools_own_noise_on_the_noise_free_pass():
     kept = z[fb > 0] != 0
     assert abs(kept.mean() - 0.5) < 0.05  # keep_prob 0.5, kept units scaled by 1 / 0.5
     np.testing.assert_allclose(z[fb > 0][kept], 2 * fb[fb > 0][kept], rtol=1e-5)
+    # the fixed-alpha control: the same read-out with log eps ~ N(0, fixed_alpha^2), no KL
+    fixed = build_classifier(ClassifierModelConfig(arch="allcnn32", width=0.125,
+                                                   dropout="lognormal", fixed_alpha=0.3),
+                             (28, 28, 1), 10)
+    f = np.asarray(fixed.pool_parts(x)[0][0])
+    rep = pool_representation(fixed, x, grid=14, noise=True, draws=4)
+    assert rep["alpha"] == [] and rep["kl"] == [] and fixed.n_information_pools == 0
+    z = rep["features"][0].reshape(12, 4, *f.shape[1:])
+    fb = np.broadcast_to(f[:, None], z.shape)
+    on = fb > 1e-3
+    log_eps = np.log(z[on] / fb[on])
+    assert on.mean() > 0.2 and abs(log_eps.mean()) < 0.02 and abs(log_eps.std() - 0.3) < 0.01
 
 
 def test_fit_probe_reads_a_linear_nuisance_and_not_noise():

@@ -12,7 +12,7 @@ from ibvae.config import Config, config_class, option, section
 from ibvae.config_sections import GeneratorSection, TrainingSection
 
 Arch = Literal["allcnn96", "allcnn32"]
-Dropout = Literal["information", "binary", "none"]
+Dropout = Literal["information", "lognormal", "binary", "none"]
 Padding = Literal["symmetric", "same", "valid"]
 Optimizer = Literal["sgd", "adam"]
 Schedule = Literal["step", "cosine"]
@@ -26,7 +26,9 @@ class ClassifierModelConfig(Config):
         "allcnn96", "allcnn96 (four blocks, Cluttered MNIST) or allcnn32 (two blocks, CIFAR-10)"
     )
     dropout: Dropout = option(
-        "information", "the stride-2 pools: information dropout, binary dropout, or none"
+        "information",
+        "the stride-2 pools: information dropout, lognormal (its noise with a fixed alpha, "
+        "no KL: the control), binary dropout, or none",
     )
     beta: float = option(
         0.5, "weight of the KL term; each information pool adds beta / N_train x its KL", ge=0
@@ -35,6 +37,9 @@ class ClassifierModelConfig(Config):
     max_alpha: float = option(1.0, "information pools: scale of the sigmoid in alpha", gt=0)
     min_alpha: float = option(0.001, "information pools: floor of alpha (KL = -log alpha)", gt=0)
     keep_prob: float = option(0.5, "binary pools: keep probability", gt=0, le=1)
+    fixed_alpha: float = option(
+        0.7, "lognormal pools: the fixed alpha, the standard deviation of log eps", gt=0
+    )
     input_keep_prob: float = option(
         1.0, "keep probability of binary dropout on the input (1: none)", gt=0, le=1
     )

@@ -13,6 +13,9 @@ input: ``input_keep_prob``). The pool is one of
   added with weight ``beta / N_train`` per pool, so the loss is
   ``CE + beta * sum_pools mean_batch(sum_units KL) / N_train`` (the paper's eq. 3 scaled by
   N_train, exactly the official code's loss);
+* ``lognormal``: ``conv3x3/2-BN-ReLU`` + :class:`~ibvae.layers.LogNormalDropout` (``x exp(
+  fixed_alpha eps)``: information dropout's noise at one fixed alpha, not learned, no KL; the
+  control for what learning alpha adds);
 * ``binary``: ``conv3x3/2-BN-ReLU`` + ``Dropout(1 - keep_prob)``;
 * ``none``: ``conv3x3/2-BN-ReLU``.
 
@@ -39,6 +42,7 @@ from ibvae.classifier.config import ClassifierModelConfig
 from ibvae.errors import require
 from ibvae.files import load_keras_model
 from ibvae.layers.conv import ConvBNReLU
+from ibvae.layers.noise import LogNormalDropout
 from ibvae.layers.pool_bn import InformationPoolBN
 
 # arch -> (filters of the blocks, filters of the head), before the width multiplier
@@ -47,6 +51,15 @@ ARCHS: dict[str, tuple[tuple[int, ...], int]] = {
     "allcnn32": ((96, 192), 192),
 }
 MODEL_FILE = "model.keras"
+
+
+def pool_dropout(config: ClassifierModelConfig, name: str) -> keras.layers.Layer | None:
+    """The noise after a plain pool: binary dropout, fixed-alpha log-normal noise, or none."""
+    if config.dropout == "binary":
+        return keras.layers.Dropout(1 - config.keep_prob, name=name)
+    if config.dropout == "lognormal":
+        return LogNormalDropout(config.fixed_alpha, name=name)
+    return None
 
 
 def as_model_config(
@@ -118,11 +131,7 @@ class AllCNN(keras.Model):
             else:
                 pool = ConvBNReLU(f, 3, 2, c.padding, wd, name=f"block{i}_pool")
             self.pools.append(pool)
-            self.pool_dropouts.append(
-                keras.layers.Dropout(1 - c.keep_prob, name=f"block{i}_dropout")
-                if c.dropout == "binary"
-                else None
-            )
+            self.pool_dropouts.append(pool_dropout(c, f"block{i}_dropout"))
         h = n_filters(head, c.width)
         self.head = [
             ConvBNReLU(h, 3, 1, "same", wd, name="head_conv1"),

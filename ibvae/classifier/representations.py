@@ -13,6 +13,7 @@ import numpy as np
 from keras import ops
 
 from ibvae.classifier.models import AllCNN
+from ibvae.layers.noise import LogNormalDropout
 from ibvae.resample import area_weights
 
 
@@ -37,12 +38,14 @@ class PooledFeatures(keras.Model):
         pooled = ops.einsum("nhwc,ih,jw->nijc", out, rows, cols)
         return ops.reshape(pooled, (-1, int(np.prod(pooled.shape[1:]))))
 
-    def _draw(self, f, alpha, rate):
+    def _draw(self, f, alpha, drop):
         if alpha is not None:
             return f * ops.exp(alpha * keras.random.normal(ops.shape(f), dtype=f.dtype,
                                                            seed=self.noise_seed))
-        if rate:
-            return keras.random.dropout(f, rate, seed=self.noise_seed)
+        if isinstance(drop, LogNormalDropout):
+            return drop.draw(f, self.noise_seed)
+        if drop is not None:
+            return keras.random.dropout(f, drop.rate, seed=self.noise_seed)
         return f
 
     def call(self, x):
@@ -53,9 +56,8 @@ class PooledFeatures(keras.Model):
             if not self.noise:
                 features.append(self._pooled(f))
             else:
-                rate = drop.rate if drop is not None else 0.0
                 features.append(ops.stack(
-                    [self._pooled(self._draw(f, alpha, rate)) for _ in range(self.draws)], axis=1))
+                    [self._pooled(self._draw(f, alpha, drop)) for _ in range(self.draws)], axis=1))
             if alpha is not None:
                 alphas.append(ops.mean(alpha, axis=(1, 2, 3)))
                 kl = pool.dropout.kl_given_alpha(f, alpha)

@@ -2,7 +2,12 @@
 convolutions (:mod:`.conv`) and the pools built from them (:mod:`.pools`, :mod:`.pool_bn`)."""
 
 from ibvae.layers.conv import PADDINGS, ConvBNReLU, PaddedConv2D
-from ibvae.layers.noise import GaussianSampler, InformationDropout, KLNoiseLayer
+from ibvae.layers.noise import (
+    GaussianSampler,
+    InformationDropout,
+    KLNoiseLayer,
+    LogNormalDropout,
+)
 from ibvae.layers.pool_bn import InformationPoolBN
 from ibvae.layers.pools import InformationConv2D, InformationDense, InformationPool
 
@@ -16,5 +21,6 @@ __all__ = [
     "InformationPool",
     "InformationPoolBN",
     "KLNoiseLayer",
+    "LogNormalDropout",
     "PaddedConv2D",
 ]
