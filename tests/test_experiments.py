@@ -95,6 +95,11 @@ def test_points_are_named_exactly_so_nearly_equal_values_never_share_a_directory
     ({"tables": [{"name": "t", "rows": ["model.width"], "columns": ["a"]}]},
      "'model.width' is not a field of the grid"),
     ({"configs": {"g": "nowhere.yaml"}}, "nowhere.yaml not found"),
+    ({"tables": [{"name": "t", "rows": ["model.beta"], "columns": ["a"],
+                  "choose": {"by": "valid_error", "over": ["model.beta"]}}]},
+     "a field is both a row and chosen over"),
+    ({"tables": [{"name": "t", "rows": ["train.seed"], "columns": ["a"],
+                  "choose": {"by": "valid_error"}}]}, "choose must be {by: METRIC"),
 ])
 def test_a_bad_spec_is_one_error_line_and_creates_nothing(tmp_path, capsys, change, message):
     path = spec_file(tmp_path, **change)
@@ -137,6 +142,24 @@ def test_seeds_aggregate_into_the_sample_mean_and_sd_over_completed_runs():
     text = render_table(ROWS, table, "demo")
     assert "| a | 1.0 | 2.0 ± 1.4 | 2 |" in text and "| a | 0.5 | 2 | 1 of 2 |" in text
     assert "mean ± sd over train.seed" in text
+
+
+def test_a_chosen_table_keeps_per_row_the_values_with_the_lowest_mean_validation_metric():
+    rows = [{"config": c, "beta": b, "seed": str(seed), "status": "completed",
+             "valid": str(v + seed), "test": str(10 * v + seed)}
+            for c, b, v in [("a", "0.1", 3.0), ("a", "1.0", 1.0), ("a", "3.0", 2.0),
+                            ("b", "0.1", 5.0), ("b", "1.0", 4.0)]
+            for seed in (0, 1)]
+    rows.append({"config": "b", "beta": "3.0", "seed": "0", "status": "failed"})
+    table = Table("t", rows=["config"], columns=["test"], aggregate_over="train.seed",
+                  choose={"by": "valid", "over": ["model.beta"]})
+    entries = aggregate(rows, table)
+    assert [(e["key"]["config"], e["chosen"]["beta"], e["candidates"]) for e in entries] == [
+        ("a", "1.0", 3), ("b", "1.0", 3)]
+    assert entries[0]["test"] == pytest.approx((10.5, np.std([10, 11], ddof=1), 2))
+    text = render_table(rows, table)
+    assert "| config | chosen beta | test | n |" in text and "| a | 1.0 | 10.50 ± 0.71 | 2 |" in text
+    assert "the beta with the lowest mean `valid`" in text
 
 
 def test_the_published_table_is_what_the_renderer_makes_of_its_results_csv():

@@ -66,27 +66,47 @@ def _sort_key(text: str) -> tuple:
 def aggregate(rows: list[dict[str, str]], table: Table) -> list[dict[str, Any]]:
     """One entry per distinct value of ``table.rows`` (in first-seen order of configs and
     numeric order of values): ``{"key": {field: value}, metric: (mean, sd, n) or None,
-    "completed": (done, total)}``, over the completed points only."""
+    "completed": (done, total)}``, over the completed points only. With ``table.choose``,
+    each row keeps only the values of its ``over`` fields whose mean ``by`` is lowest (in
+    ``"chosen"``, with ``"candidates"``: how many there were)."""
     keys = [column(f) for f in table.rows]
+    over = [column(f) for f in table.choose_over]
+    by = table.choose["by"] if table.choose else None
+    metrics = list(dict.fromkeys([*table.columns, *([by] if by else [])]))
     groups: dict[tuple, list[dict[str, str]]] = {}
     for row in rows:
-        groups.setdefault(tuple(row.get(k, "") for k in keys), []).append(row)
+        groups.setdefault(tuple(row.get(k, "") for k in [*keys, *over]), []).append(row)
     labels = list(dict.fromkeys(r.get(CONFIG, "") for r in rows))
 
     def order(key: tuple) -> tuple:
         return tuple((labels.index(v),) if k == CONFIG else _sort_key(v)
-                     for k, v in zip(keys, key, strict=True))
+                     for k, v in zip([*keys, *over], key, strict=True))
 
-    out = []
+    out: list[dict[str, Any]] = []
     for key in sorted(groups, key=order):
         members = groups[key]
         done = [r for r in members if r.get("status") == "completed"]
-        entry: dict[str, Any] = {"key": dict(zip(keys, key, strict=True)),
+        entry: dict[str, Any] = {"key": dict(zip(keys, key[: len(keys)], strict=True)),
+                                 "chosen": dict(zip(over, key[len(keys):], strict=True)),
                                  "completed": (len(done), len(members))}
-        for metric in table.columns:
+        for metric in metrics:
             values = [v for r in done if (v := number(r.get(metric))) is not None]
             entry[metric] = mean_sd(values) if values else None
         out.append(entry)
+    return _choose(out, keys, by) if by else out
+
+
+def _choose(entries: list[dict[str, Any]], keys: list[str], by: str) -> list[dict[str, Any]]:
+    """Per row key, the entry with the lowest mean ``by`` (entries without it never win; a
+    row none of whose entries has it keeps its first)."""
+    rows: dict[tuple, list[dict[str, Any]]] = {}
+    for e in entries:
+        rows.setdefault(tuple(e["key"][k] for k in keys), []).append(e)
+    out = []
+    for candidates in rows.values():
+        scored = [e for e in candidates if e[by] is not None]
+        best = min(scored, key=lambda e: e[by][0]) if scored else candidates[0]
+        out.append({**best, "candidates": len(candidates)})
     return out
 
 
@@ -117,7 +137,8 @@ def render_table(rows: list[dict[str, str]], table: Table, spec_name: str = "") 
     """The Markdown table of ``table`` from the rows of ``results.csv``."""
     entries = aggregate(rows, table)
     keys = [column(f) for f in table.rows]
-    header = [*keys, *table.columns, "n"]
+    over = [column(f) for f in table.choose_over]
+    header = [*keys, *(f"chosen {k}" for k in over), *table.columns, "n"]
     lines = []
     if table.title:
         lines += [f"**{table.title}**", ""]
@@ -125,11 +146,18 @@ def render_table(rows: list[dict[str, str]], table: Table, spec_name: str = "") 
     for e in entries:
         done, total = e["completed"]
         n = str(done) if done == total else f"{done} of {total}"
-        cells = [e["key"][k] for k in keys] + [format_cell(e[m]) for m in table.columns] + [n]
+        cells = [e["key"][k] for k in keys] + [e["chosen"][k] for k in over]
+        cells += [format_cell(e[m]) for m in table.columns] + [n]
         lines.append("| " + " | ".join(cells) + " |")
-    over = f"mean ± sd over {table.aggregate_over}" if table.aggregate_over else "one run each"
+    aggregated = (f"mean ± sd over {table.aggregate_over}" if table.aggregate_over
+                  else "one run each")
     source = f" of experiment `{spec_name}`" if spec_name else ""
-    lines += ["", f"Table `{table.name}`{source}: {over}; n = completed runs per row."]
+    chosen = ""
+    if table.choose:
+        chosen = (f" Per row, the {', '.join(over)} with the lowest mean "
+                  f"`{table.choose['by']}` of the completed runs (chosen values shown).")
+    lines += ["", f"Table `{table.name}`{source}: {aggregated}; n = completed runs per row."
+              f"{chosen}"]
     return "\n".join(lines) + "\n"
 
 

@@ -16,6 +16,8 @@ evaluations and the tables and figures of one published result, as one YAML file
     tables:
       - {name: rate_distortion, rows: [config, model.beta], columns: [rate, distortion],
          aggregate_over: train.seed}
+      - {name: tuned, rows: [config], columns: [test_error], aggregate_over: train.seed,
+         choose: {by: valid_error, over: [model.beta]}}  # per config its best beta
     figures:
       - {name: rate_vs_beta, x: model.beta, y: [rate, distortion], lines: config,
          aggregate_over: train.seed}
@@ -41,7 +43,7 @@ from ibvae.training import Task, task_for_values
 
 CONFIG = "config"  # the pseudo-field that names a point's config (its label)
 SPEC_KEYS = ("name", "description", "configs", "set", "grid", "evaluate", "tables", "figures")
-TABLE_KEYS = {"name", "rows", "columns", "aggregate_over", "title"}
+TABLE_KEYS = {"name", "rows", "columns", "aggregate_over", "title", "choose"}
 FIGURE_KEYS = {"name", "x", "y", "lines", "aggregate_over", "title", "log_x"}
 ARM_KEYS = {"config", "set", "grid"}
 # The repository the committed specs' relative config paths are relative to.
@@ -65,6 +67,13 @@ class Table:
     columns: list[str]
     aggregate_over: str | None = None
     title: str = ""
+    # {"by": metric, "over": [fields]}: per row, only the values of the ``over`` fields with
+    # the lowest mean ``by`` (e.g. a validation error), shown beside the row
+    choose: dict[str, Any] | None = None
+
+    @property
+    def choose_over(self) -> list[str]:
+        return list(self.choose["over"]) if self.choose else []
 
 
 @dataclasses.dataclass
@@ -208,7 +217,18 @@ def _tables(value: Any, fields: list[str]) -> list[Table]:
         table = Table(**t)
         require(isinstance(table.rows, list) and isinstance(table.columns, list)
                 and len(table.columns) >= 1, f"tables[{i}]: rows and columns must be lists")
-        _check_fields([*table.rows, table.aggregate_over], fields, f"tables[{i}] ({table.name})")
+        where = f"tables[{i}] ({table.name})"
+        _check_fields([*table.rows, table.aggregate_over], fields, where)
+        if table.choose is not None:
+            c = table.choose
+            require(isinstance(c, dict) and set(c) == {"by", "over"}
+                    and isinstance(c["by"], str) and isinstance(c["over"], list)
+                    and len(c["over"]) >= 1,
+                    f"{where}: choose must be {{by: METRIC, over: [FIELD, ...]}}, got {c!r}")
+            _check_fields(c["over"], fields, f"{where}: choose")
+            require(not set(c["over"]) & set(table.rows),
+                    f"{where}: a field is both a row and chosen over: "
+                    f"{sorted(set(c['over']) & set(table.rows))}")
         tables.append(table)
     return tables
 
