@@ -3,7 +3,7 @@ r"""Train All-CNN-96 / All-CNN-32 with information, binary or no dropout; recali
 report the test error.
 
     python scripts/train_classifier.py --config configs/allcnn96_cluttered_cpu.yaml \
-        --data runs/data/cl64.npz --out runs/allcnn96-cpu
+        --data runs/data/cl80.npz --out runs/allcnn96-cpu
 
 Flags override the YAML config (--config, default: the dataclass defaults; with --resume, the
 run's own config.yaml: see --resume for what may change).

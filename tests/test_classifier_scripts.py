@@ -224,9 +224,9 @@ def test_shipped_configs_say_what_they_claim():
     assert authors == cfg.flat_values(ClassifierConfig())
     assert {k: cpu[k] for k in ("beta", "width", "max_alpha", "optimizer", "learning_rate",
                                 "lr_drops", "epochs", "batch_size", "train_size", "data")} == {
-        "beta": 0.1, "width": 0.25, "max_alpha": 0.7, "optimizer": "adam", "learning_rate": 0.002,
-        "lr_drops": [5, 7], "epochs": 8, "batch_size": 32, "train_size": 20000,
-        "data": "runs/data/cl64.npz"}
+        "beta": 0.2, "width": 0.25, "max_alpha": 0.7, "optimizer": "adam", "learning_rate": 0.002,
+        "lr_drops": [6, 8], "epochs": 9, "batch_size": 32, "train_size": 20000,
+        "data": "runs/data/cl80.npz"}
     assert {k: cifar[k] for k in ("arch", "beta", "max_alpha", "input_keep_prob", "weight_decay",
                                   "learning_rate", "lr_drops", "epochs", "batch_size")} == {
         "arch": "allcnn32", "beta": 3.0, "max_alpha": 0.7, "input_keep_prob": 0.8,

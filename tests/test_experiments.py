@@ -197,8 +197,12 @@ def test_a_backup_cut_off_mid_save_is_repaired_or_dropped(tmp_path):
     assert (backup / "latest.weights.h5").read_text() == "old"
 
 
-def test_workers_get_their_own_gpu_and_share_one_with_a_memory_fraction():
-    assert worker_env(0, 2, 0, {"A": "1"}) == {"A": "1"}
+def test_workers_get_their_own_gpu_or_their_share_of_the_cpu_cores():
+    assert worker_env(0, 1, 0, {"A": "1"}) == {"A": "1"}
+    two = worker_env(0, 2, 0, {"A": "1", "OMP_NUM_THREADS": "3"}, cpus=8)
+    assert two["TF_NUM_INTRAOP_THREADS"] == two["OPENBLAS_NUM_THREADS"] == "4"
+    assert two["OMP_NUM_THREADS"] == "3" and two["A"] == "1"  # the user's setting stays
+    assert worker_env(1, 4, 0, {}, cpus=2)["MKL_NUM_THREADS"] == "1"
     assert worker_env(3, 4, 2, {})["CUDA_VISIBLE_DEVICES"] == "1"
     assert "XLA_PYTHON_CLIENT_MEM_FRACTION" not in worker_env(1, 2, 2, {})
     assert worker_env(1, 4, 1, {})["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.23"

@@ -56,11 +56,24 @@ def gpu_count() -> int:
     return sum(line.startswith("GPU ") for line in found.stdout.splitlines())
 
 
-def worker_env(index: int, workers: int, gpus: int, base: dict[str, str]) -> dict[str, str]:
+# Thread pools sized per worker on a CPU: TensorFlow's (read at its start) and the BLAS /
+# OpenMP ones numpy and scikit-learn use; each only where the user has not set it.
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "MKL_NUM_THREADS")
+
+
+def worker_env(index: int, workers: int, gpus: int, base: dict[str, str],
+               cpus: int | None = None) -> dict[str, str]:
     """The environment of local worker ``index`` of ``workers``: its GPU (``index mod
     gpus``) and, when several workers share a GPU, an equal share of it for JAX (unless the
-    user set ``XLA_PYTHON_CLIENT_MEM_FRACTION``); one thread pool per core otherwise."""
+    user set ``XLA_PYTHON_CLIENT_MEM_FRACTION``); on a CPU, its share of the ``cpus`` cores
+    (default: this machine's) for each thread pool, so that workers do not oversubscribe the
+    cores (unless the user set the pool's variable)."""
     env = dict(base)
+    if gpus == 0 and workers > 1:
+        share = str(max(1, (cpus or os.cpu_count() or 1) // workers))
+        for name in THREAD_VARIABLES:
+            env.setdefault(name, share)
     if gpus > 0:
         env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
         sharing = -(-workers // gpus)
