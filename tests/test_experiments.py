@@ -28,8 +28,8 @@ from ibvae.experiments.results import aggregate, read_results, render_table
 from ibvae.experiments.spec import Table, expand
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE = ROOT / "configs" / "experiments" / "vae_smoke.yaml"
-PUBLISHED = ROOT / "docs" / "results" / "vae_smoke"
+RESULTS = ROOT / "docs" / "results"
+PUBLISHED = sorted(p.parent.name for p in RESULTS.glob("*/results.csv"))
 run_main = script_main("run_experiment")
 TINY = {"train.dataset": "npz", "train.epochs": 1, "train.batch_size": 50,
         "model.hidden": [8], "model.latent_dim": 2}
@@ -162,13 +162,18 @@ def test_a_chosen_table_keeps_per_row_the_values_with_the_lowest_mean_validation
     assert "the beta with the lowest mean `valid`" in text
 
 
-def test_the_published_table_is_what_the_renderer_makes_of_its_results_csv():
-    spec = load_spec(SMOKE)
-    rows = read_results(PUBLISHED / "results.csv")
+@pytest.mark.parametrize("name", PUBLISHED)
+def test_every_published_table_is_what_the_renderer_makes_of_its_results_csv(name):
+    """Each docs/results/NAME/ holds the results.csv of configs/experiments/NAME.yaml, one
+    row per point of its grid, and tables that the renderer makes of it, unchanged."""
+    assert "vae_smoke" in PUBLISHED
+    spec = load_spec(ROOT / "configs" / "experiments" / f"{name}.yaml")
+    rows = read_results(RESULTS / name / "results.csv")
     assert len(rows) == len(expand(spec))
+    assert (RESULTS / f"{name}.md").is_file()  # its page
     for table in spec.tables:
-        assert (PUBLISHED / f"{table.name}.md").read_text() == render_table(rows, table,
-                                                                             spec.name)
+        assert (RESULTS / name / f"{table.name}.md").read_text() == render_table(rows, table,
+                                                                                 spec.name)
 
 
 def test_a_resumed_history_keeps_each_epoch_once(tmp_path):
