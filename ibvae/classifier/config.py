@@ -22,6 +22,9 @@ Schedule = Literal["step", "cosine"]
 class ClassifierModelConfig(Config):
     """The network and its pools."""
 
+    # A saved config without fixed_alpha has no lognormal pools; the default stands in.
+    added_later: ClassVar[dict[str, Any]] = {"fixed_alpha": 0.7}
+
     arch: Arch = option(
         "allcnn96", "allcnn96 (four blocks, Cluttered MNIST) or allcnn32 (two blocks, CIFAR-10)"
     )
