@@ -151,11 +151,12 @@ def test_a_chosen_table_keeps_per_row_the_values_with_the_lowest_mean_validation
                             ("b", "0.1", 5.0), ("b", "1.0", 4.0)]
             for seed in (0, 1)]
     rows.append({"config": "b", "beta": "3.0", "seed": "0", "status": "failed"})
+    rows.append({"config": "c", "beta": "0.1", "seed": "0", "status": "failed"})
     table = Table("t", rows=["config"], columns=["test"], aggregate_over="train.seed",
                   choose={"by": "valid", "over": ["model.beta"]})
     entries = aggregate(rows, table)
     assert [(e["key"]["config"], e["chosen"]["beta"], e["candidates"]) for e in entries] == [
-        ("a", "1.0", 3), ("b", "1.0", 3)]
+        ("a", "1.0", 3), ("b", "1.0", 3), ("c", "–", 1)]
     assert entries[0]["test"] == pytest.approx((10.5, np.std([10, 11], ddof=1), 2))
     text = render_table(rows, table)
     assert "| config | chosen beta | test | n |" in text and "| a | 1.0 | 10.50 ± 0.71 | 2 |" in text

@@ -98,14 +98,17 @@ def aggregate(rows: list[dict[str, str]], table: Table) -> list[dict[str, Any]]:
 
 def _choose(entries: list[dict[str, Any]], keys: list[str], by: str) -> list[dict[str, Any]]:
     """Per row key, the entry with the lowest mean ``by`` (entries without it never win; a
-    row none of whose entries has it keeps its first)."""
+    row none of whose entries has it keeps its first, its chosen values shown as ``–``)."""
     rows: dict[tuple, list[dict[str, Any]]] = {}
     for e in entries:
         rows.setdefault(tuple(e["key"][k] for k in keys), []).append(e)
     out = []
     for candidates in rows.values():
         scored = [e for e in candidates if e[by] is not None]
-        best = min(scored, key=lambda e: e[by][0]) if scored else candidates[0]
+        if scored:
+            best = min(scored, key=lambda e: e[by][0])
+        else:  # nothing to choose by yet: the first, with no value shown as chosen
+            best = {**candidates[0], "chosen": dict.fromkeys(candidates[0]["chosen"], "–")}
         out.append({**best, "candidates": len(candidates)})
     return out
 
