@@ -9,12 +9,17 @@ from ibvae.errors import IbvaeError
 from ibvae.vae import metrics
 from ibvae.vae.sampling import censored_log_codes
 
-rng = np.random.default_rng(0)
+
+@pytest.fixture
+def rng():
+    """A generator per test, so no draw depends on which tests ran before on this worker."""
+    return np.random.default_rng(0)
+
 COV = np.array([[1.0, 0.6, 0.3], [0.6, 1.0, 0.5], [0.3, 0.5, 1.0]])
 KNOWN_TC = 0.5 * (np.sum(np.log(np.diag(COV))) - np.linalg.slogdet(COV)[1])  # 0.336 nats
 
 
-def test_known_tc_of_a_gaussian_is_recovered_whatever_the_increasing_map_of_each_unit():
+def test_known_tc_of_a_gaussian_is_recovered_whatever_the_increasing_map_of_each_unit(rng):
     u = rng.multivariate_normal(np.zeros(3), COV, size=20000)
     as_is = metrics.copula_total_correlation(u)
     assert as_is["total_correlation"] == pytest.approx(KNOWN_TC, rel=0.03)
@@ -29,7 +34,7 @@ def test_known_tc_of_a_gaussian_is_recovered_whatever_the_increasing_map_of_each
     assert as_is["tc_units"] == 3
 
 
-def test_the_shuffled_baseline_removes_the_upward_bias_of_independent_codes():
+def test_the_shuffled_baseline_removes_the_upward_bias_of_independent_codes(rng):
     n, d = 10000, 40
     report = metrics.copula_total_correlation(rng.standard_normal((n, d)))
     bias = d * (d - 1) / (4 * n)  # 0.039 nats
@@ -38,7 +43,7 @@ def test_the_shuffled_baseline_removes_the_upward_bias_of_independent_codes():
     assert abs(report["total_correlation_excess"]) < 0.01
 
 
-def test_tc_of_codes_with_exact_zeros_is_the_same_with_any_floor_on_log_z():
+def test_tc_of_codes_with_exact_zeros_is_the_same_with_any_floor_on_log_z(rng):
     """ReLU-like codes: z = 0 exactly where a unit is off. z itself, log max(z, 1e-4) and
     log max(z, 1e-8) give the same number (the floor only relabels the tied zeros)."""
     u = rng.multivariate_normal(np.zeros(3), COV, size=5000)
@@ -50,7 +55,7 @@ def test_tc_of_codes_with_exact_zeros_is_the_same_with_any_floor_on_log_z():
     assert tcs[1] == pytest.approx(tcs[0], abs=1e-12) and tcs[2] == pytest.approx(tcs[0], abs=1e-12)
 
 
-def test_a_unit_that_is_always_off_is_dropped():
+def test_a_unit_that_is_always_off_is_dropped(rng):
     u = rng.multivariate_normal(np.zeros(3), COV, size=5000)
     with_dead = np.concatenate([u, np.zeros((5000, 1)), np.full((5000, 1), 2.5)], axis=1)
     report = metrics.copula_total_correlation(with_dead)
@@ -69,7 +74,7 @@ def test_normal_scores_share_the_average_rank_of_ties():
     np.testing.assert_allclose(scores, [-0.5244005, -0.5244005, 0.8416212, 0.2533471], atol=1e-6)
 
 
-def test_one_active_unit_rule_on_a_constructed_case():
+def test_one_active_unit_rule_on_a_constructed_case(rng):
     """Posterior means and variances (N images x 6 units) with known activities:
     activity = Var_x(mean) / (Var_x(mean) + E_x[var])."""
     n = 4000
@@ -112,7 +117,7 @@ def test_censored_zeros_lie_below_every_positive_log_code():
 # ------------------------------------------------------------- total correlation, point masses
 
 
-def _binary_pair(n, corr=0.9):
+def _binary_pair(rng, n, corr=0.9):
     """Two fair binary units at correlation ``corr``: P(1, 1) = P(0, 0) = (1 + corr) / 4."""
     p = np.array([1 + corr, 1 - corr, 1 - corr, 1 + corr]) / 4
     idx = rng.choice(4, n, p=p)
@@ -120,8 +125,8 @@ def _binary_pair(n, corr=0.9):
     return np.stack([idx // 2, idx % 2], axis=1).astype(float), exact
 
 
-def test_two_binary_units_give_their_exact_mutual_information():
-    codes, exact = _binary_pair(40000)
+def test_two_binary_units_give_their_exact_mutual_information(rng):
+    codes, exact = _binary_pair(rng, 40000)
     assert exact == pytest.approx(0.4947, abs=1e-4)
     report = metrics.copula_total_correlation(codes)
     assert report["total_correlation"] == pytest.approx(exact, abs=0.01)
@@ -141,7 +146,7 @@ def test_two_binary_units_give_their_exact_mutual_information():
     assert again == pytest.approx(report["total_correlation"], abs=1e-12)
 
 
-def test_independent_units_with_point_masses_have_no_total_correlation():
+def test_independent_units_with_point_masses_have_no_total_correlation(rng):
     n = 20000
     z = np.where(rng.random((n, 4)) < 0.6, 0.0, np.exp(rng.standard_normal((n, 4))))
     report = metrics.copula_total_correlation(z)
@@ -156,7 +161,7 @@ def test_independent_units_with_point_masses_have_no_total_correlation():
     assert abs(r["total_correlation_continuous"]) < 0.01
 
 
-def test_continuous_units_still_give_the_analytic_gaussian_tc():
+def test_continuous_units_still_give_the_analytic_gaussian_tc(rng):
     u = rng.multivariate_normal(np.zeros(3), COV, size=20000)
     report = metrics.copula_total_correlation(u)
     assert report["tc_point_mass_units"] == 0 and report["total_correlation_discrete"] == 0.0
@@ -169,7 +174,7 @@ def test_continuous_units_still_give_the_analytic_gaussian_tc():
     assert mixed["total_correlation_continuous"] == pytest.approx(0.7 * KNOWN_TC, rel=0.05)
 
 
-def test_many_binary_units_use_the_chow_liu_bound_which_is_exact_on_a_chain():
+def test_many_binary_units_use_the_chow_liu_bound_which_is_exact_on_a_chain(rng):
     """20 binary units in a Markov chain (each copies the previous, flipped with p = 0.1):
     2^20 patterns for 5000 draws, so the counts would mostly measure their own bias; the
     chain is a tree, so the Chow-Liu bound is its TC, 19 (log 2 - H(0.1)) = 6.99 nats."""

@@ -42,7 +42,7 @@ from ibvae.classifier.config import ClassifierModelConfig
 from ibvae.errors import require
 from ibvae.files import load_keras_model
 from ibvae.layers.conv import ConvBNReLU
-from ibvae.layers.noise import LogNormalDropout
+from ibvae.layers.lognormal import LogNormalDropout
 from ibvae.layers.pool_bn import InformationPoolBN
 
 # arch -> (filters of the blocks, filters of the head), before the width multiplier

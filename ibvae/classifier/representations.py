@@ -13,7 +13,7 @@ import numpy as np
 from keras import ops
 
 from ibvae.classifier.models import AllCNN
-from ibvae.layers.noise import LogNormalDropout
+from ibvae.layers.lognormal import LogNormalDropout
 from ibvae.resample import area_weights
 
 
