@@ -8,7 +8,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from ibvae.layers.noise import check_nonnegative
+from ibvae.layers.noise import check_nonnegative, sampling_on
 
 
 @keras.saving.register_keras_serializable(package="ibvae")
@@ -73,7 +73,7 @@ class LogNormalDropout(keras.layers.Layer):
         return x * ops.exp(ops.cast(self.alpha, self.compute_dtype) * eps)
 
     def call(self, inputs, training=None, sample=None):
-        on = bool(sample) if sample is not None else bool(training) or self.sample_at_inference
+        on = sampling_on(training, sample, self.sample_at_inference)
         return self.draw(inputs) if on else inputs
 
     def get_config(self) -> dict:

@@ -35,6 +35,14 @@ def check_nonnegative(name: str, value: float, strict: bool = False) -> float:
     return float(value)
 
 
+def sampling_on(training, sample, sample_at_inference: bool) -> bool:
+    """Whether a noise layer draws its noise: ``sample`` when given, else in training or
+    when the layer samples at inference too."""
+    if sample is not None:
+        return bool(sample)
+    return bool(training) or sample_at_inference
+
+
 def sum_units_mean_batch(per_unit):
     """Sum a per-unit KL over every non-batch axis, then average over the batch."""
     axes = tuple(range(1, len(per_unit.shape)))
@@ -84,9 +92,7 @@ class KLNoiseLayer(keras.layers.Layer):
         return input_shape[0]
 
     def should_sample(self, training, sample) -> bool:
-        if sample is not None:
-            return bool(sample)
-        return bool(training) or self.sample_at_inference
+        return sampling_on(training, sample, self.sample_at_inference)
 
     def noise(self, like):
         """Standard normal noise shaped like ``like``, in the layer's compute dtype."""
